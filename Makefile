@@ -1,0 +1,50 @@
+# Chuanyu Gateway — the same commands everywhere (README, CI).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+BUF    := node_modules/.bin/buf
+
+.PHONY: install demo test check proto certs bench buf-lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(BUF): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP)
+
+## make demo: two nodes, real certificates, every record type both ways (work dir .demo/)
+demo: $(STAMP)
+	$(BIN)/chuanyu-gateway demo --workdir .demo
+
+## make test: the whole suite (unit, golden files, end to end over loopback)
+test: $(STAMP)
+	$(BIN)/pytest
+
+## make check: formatting, lint, types, wire-contract lint
+check: $(STAMP) $(BUF)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BUF) lint
+
+## make proto: regenerate chuanyu/ (Python, gRPC, mypy stubs) from proto/
+proto: $(STAMP)
+	$(BIN)/python tools/genproto.py
+
+## make certs: a development PKI in certs/ (keys stay out of git)
+certs: $(STAMP)
+	$(BIN)/chuanyu-gateway certs init certs
+
+## make bench: node throughput against a bare gRPC baseline, as a ratio
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf .demo .bench test-output .pytest_cache .mypy_cache .ruff_cache

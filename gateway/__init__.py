@@ -1,0 +1,7 @@
+"""Chuanyu Gateway: signed, receipted record exchange between market-regulation bureaus."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

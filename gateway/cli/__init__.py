@@ -1,0 +1,60 @@
+"""The ``chuanyu-gateway`` command line.
+
+Each module in this package adds its sub-commands through ``register(subparsers)``;
+a sub-command sets ``handler`` to a function taking the parsed arguments and
+returning the exit status. Errors of the gateway become one readable line on
+stderr and a non-zero status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from gateway.errors import GatewayError
+
+__all__ = ["main"]
+
+_COMMAND_MODULES = (
+    "gateway.cli.node",
+    "gateway.cli.certs",
+    "gateway.cli.log",
+    "gateway.cli.envelope",
+    "gateway.cli.adapters",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chuanyu-gateway",
+        description="Chuanyu Gateway: signed record exchange between market-regulation bureaus.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except GatewayError as exc:
+        print(f"chuanyu-gateway: {exc.message} [{exc.reason}]", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

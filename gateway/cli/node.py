@@ -1,0 +1,159 @@
+"""``serve``, ``send`` and ``demo``: running a node and talking to it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from chuanyu.exchange.v1 import local_service_pb2 as lpb
+from chuanyu.exchange.v1 import local_service_pb2_grpc as lgrpc
+from gateway.codec import record_to_proto
+from gateway.config import NodeConfig, load_config
+from gateway.errors import ConfigInvalid, PeerUnavailable
+from gateway.records import Record, parse_records_json, record_key
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = subparsers.add_parser("serve", help="run a gateway node")
+    serve.add_argument("--config", type=Path, required=True, help="node configuration (TOML)")
+    serve.add_argument(
+        "--grace", type=float, default=10.0, help="seconds to finish in-flight calls on SIGTERM"
+    )
+    serve.set_defaults(handler=_serve)
+
+    send = subparsers.add_parser("send", help="submit a record file to the local node")
+    target = send.add_mutually_exclusive_group(required=True)
+    target.add_argument("--config", type=Path, help="the local node's configuration")
+    target.add_argument("--local", help="the local node's local-service address, host:port")
+    send.add_argument(
+        "--format",
+        default="canonical",
+        help="file format: canonical (JSON list of records) or an adapter name, e.g. tongliang",
+    )
+    send.add_argument("--receiver", default="", help="receiving bureau (default: the only partner)")
+    send.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the receipts")
+    send.add_argument("file", type=Path)
+    send.set_defaults(handler=_send)
+
+    demo = subparsers.add_parser("demo", help="run two nodes and exchange every record type")
+    demo.add_argument("--workdir", type=Path, default=Path(".demo"))
+    demo.set_defaults(handler=_demo)
+
+
+def configure_logging(config: NodeConfig) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if config.logging.file is not None:
+        config.logging.file.parent.mkdir(parents=True, exist_ok=True)
+        handlers = [logging.FileHandler(config.logging.file, encoding="utf-8")]
+    logging.basicConfig(
+        level=config.logging.level.upper(),
+        format=f"%(asctime)s %(levelname)s [{config.bureau}] %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    configure_logging(config)
+    return asyncio.run(_serve_async(config, args.grace))
+
+
+async def _serve_async(config: NodeConfig, grace: float) -> int:
+    from gateway.node.node import GatewayNode
+
+    node = GatewayNode(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await node.start()
+    print(
+        f"bureau {config.bureau} ready: partners on port {node.peer_port}, "
+        f"local systems on port {node.local_port}",
+        flush=True,
+    )
+    await stop.wait()
+    logging.getLogger("chuanyu.node").info("stopping (grace %.1f s)", grace)
+    await node.stop(grace)
+    return 0
+
+
+def read_records(path: Path, fmt: str) -> list[Record]:
+    """Read a local or canonical file into validated canonical records."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigInvalid(f"cannot read {path}: {exc.strerror}") from exc
+    if fmt == "canonical":
+        return parse_records_json(data, context=str(path))
+    from gateway.adapter import load_adapter
+
+    return list(load_adapter(fmt).decode(data).records)
+
+
+def _send(args: argparse.Namespace) -> int:
+    address = args.local if args.config is None else load_config(args.config).listen.local
+    records = read_records(args.file, args.format)
+    return asyncio.run(_send_async(address, records, args.receiver, args.wait))
+
+
+async def _send_async(address: str, records: list[Record], receiver: str, wait: float) -> int:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = lgrpc.LocalServiceStub(channel)
+        sent: list[tuple[Record, Any]] = []
+        for record in records:
+            try:
+                response = await stub.Send(
+                    lpb.SendRequest(record=record_to_proto(record), receiver=receiver), timeout=10
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                    raise PeerUnavailable(f"no node answers at {address}: {exc.details()}") from exc
+                print(
+                    f"refused {record.record_type.value} {record_key(record)}: {exc.details()}",
+                    file=sys.stderr,
+                )
+                return 1
+            sent.append((record, response))
+            print(f"{response.message_id}  {record.record_type.value:<21} → {response.receiver}")
+        if wait > 0:
+            return await _await_receipts(stub, [r.message_id for _, r in sent], wait)
+    return 0
+
+
+async def _await_receipts(
+    stub: lgrpc.LocalServiceAsyncStub, message_ids: list[str], wait: float
+) -> int:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    pending = set(message_ids)
+    while pending and loop.time() < deadline:
+        for message_id in sorted(pending):
+            state = await stub.GetMessage(lpb.GetMessageRequest(message_id=message_id), timeout=5)
+            if state.state == lpb.MESSAGE_STATE_DELIVERED:
+                print(f"{message_id}  delivered, receipt signed by {state.receiver}")
+                pending.discard(message_id)
+            elif state.state == lpb.MESSAGE_STATE_REJECTED:
+                print(f"{message_id}  rejected: {state.last_error}", file=sys.stderr)
+                pending.discard(message_id)
+        await asyncio.sleep(0.2)
+    if pending:
+        print(f"{len(pending)} message(s) not yet delivered", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(args.workdir)

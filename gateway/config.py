@@ -1,0 +1,182 @@
+"""Node configuration: one TOML file, validated once at start into a frozen object.
+
+Relative paths are resolved against the directory of the configuration file.
+Nothing below the entry point reads the environment; everything a node needs
+is here. Errors name the file, the key and the rule.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gateway.errors import ConfigInvalid
+from gateway.identifiers import check_division_code
+
+__all__ = [
+    "ExchangeSettings",
+    "ListenSettings",
+    "NodeConfig",
+    "PartnerConfig",
+    "RetrySettings",
+    "load_config",
+    "parse_config",
+]
+
+
+def _bureau(value: str) -> str:
+    problem = check_division_code(value)
+    if problem is not None:
+        raise ValueError(f"bureau id {value!r}: {problem.message}")
+    return value
+
+
+def _address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port")
+    return value
+
+
+BureauId = Annotated[str, AfterValidator(_bureau)]
+Address = Annotated[str, AfterValidator(_address)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NodeSection(_Frozen):
+    bureau: BureauId
+    name: str = ""
+    database: Path
+
+
+class TlsSettings(_Frozen):
+    ca: Path
+    cert: Path
+    key: Path
+
+
+class SigningSettings(_Frozen):
+    suite: str = "ed25519"
+    cert: Path
+    key: Path
+
+
+class ListenSettings(_Frozen):
+    peer: Address = "127.0.0.1:50051"
+    # The local service speaks plaintext, so it must stay on a loopback address.
+    local: Address = "127.0.0.1:50061"
+
+    @model_validator(mode="after")
+    def _local_is_loopback(self) -> ListenSettings:
+        host = self.local.rpartition(":")[0].strip("[]")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"listen.local must be a loopback address, got {host!r}")
+        return self
+
+
+class ExchangeSettings(_Frozen):
+    freshness_seconds: Annotated[int, Field(ge=30, le=7 * 86400)] = 900
+    max_clock_skew_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    max_message_bytes: Annotated[int, Field(ge=64 * 1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    call_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    stream_batch: Annotated[int, Field(ge=1, le=4096)] = 256
+    stream_window: Annotated[int, Field(ge=1, le=1024)] = 64
+
+
+class RetrySettings(_Frozen):
+    base_seconds: Annotated[float, Field(gt=0, le=3600)] = 0.5
+    cap_seconds: Annotated[float, Field(gt=0, le=86400)] = 60.0
+
+
+class PartnerConfig(_Frozen):
+    bureau: BureauId
+    address: Address
+    agreement: Annotated[str, Field(min_length=1, max_length=200)]
+    name: str = ""
+
+
+class LoggingSettings(_Frozen):
+    file: Path | None = None
+    level: str = "INFO"
+
+
+class NodeConfig(_Frozen):
+    """Everything one node needs, checked at start."""
+
+    source: Path = Path("<memory>")
+    node: NodeSection
+    tls: TlsSettings
+    signing: SigningSettings
+    listen: ListenSettings = ListenSettings()
+    exchange: ExchangeSettings = ExchangeSettings()
+    retry: RetrySettings = RetrySettings()
+    logging: LoggingSettings = LoggingSettings()
+    partners: tuple[PartnerConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _partners_distinct(self) -> NodeConfig:
+        seen: set[str] = set()
+        for partner in self.partners:
+            if partner.bureau == self.node.bureau:
+                raise ValueError(f"partner {partner.bureau} is this node itself")
+            if partner.bureau in seen:
+                raise ValueError(f"partner {partner.bureau} is listed twice")
+            seen.add(partner.bureau)
+        return self
+
+    @property
+    def bureau(self) -> str:
+        return self.node.bureau
+
+    def partner(self, bureau: str) -> PartnerConfig | None:
+        return next((p for p in self.partners if p.bureau == bureau), None)
+
+
+_PATH_KEYS = (
+    ("node", "database"),
+    ("tls", "ca"),
+    ("tls", "cert"),
+    ("tls", "key"),
+    ("signing", "cert"),
+    ("signing", "key"),
+    ("logging", "file"),
+)
+_MUST_EXIST = _PATH_KEYS[1:6]
+
+
+def parse_config(data: dict[str, Any], source: Path) -> NodeConfig:
+    """Validate a parsed TOML document; relative paths resolve beside ``source``."""
+    base = source.parent
+    for section, key in _PATH_KEYS:
+        table = data.get(section)
+        if isinstance(table, dict) and isinstance(table.get(key), str):
+            table[key] = str((base / table[key]).resolve())
+    try:
+        config = NodeConfig.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise ConfigInvalid(f"{source}: {problems}") from None
+    for section, key in _MUST_EXIST:
+        path = getattr(getattr(config, section), key)
+        if not Path(path).is_file():
+            raise ConfigInvalid(f"{source}: {section}.{key}: file {path} does not exist")
+    return config
+
+
+def load_config(path: Path) -> NodeConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigInvalid(f"cannot read configuration {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(data, path)

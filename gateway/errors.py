@@ -1,0 +1,153 @@
+"""Every error the gateway raises, under one root.
+
+::
+
+    GatewayError
+    ├── PeerError                 the caller's fault: we refuse what it sent
+    │   ├── RecordInvalid           a record breaks a field rule (carries violations)
+    │   ├── EnvelopeMalformed       bytes that do not parse as an envelope/header/record
+    │   ├── PayloadDigestMismatch   payload bytes differ from the signed digest
+    │   ├── SignatureInvalid        signature does not verify / suite or key id mismatch
+    │   ├── CertificateRejected     signing certificate untrusted, expired, wrong usage
+    │   ├── SenderMismatch          TLS peer or signer is not the header's sender
+    │   ├── PeerNotPartner          TLS peer is not a configured partner
+    │   ├── WrongReceiver           header names another node
+    │   ├── EnvelopeStale           created-at outside the freshness window
+    │   ├── UnknownCorrelation      feedback answers a record we do not know
+    │   ├── UnknownPeer             local caller names a bureau we have no route to
+    │   └── NotFound                local caller asks for something we do not have
+    └── GatewayFault              our fault: retrying later may help
+        ├── StoreUnavailable        the durable store cannot commit
+        ├── PeerUnavailable         the partner node cannot be reached
+        └── ConfigInvalid           configuration refused at start
+
+Each class carries a stable upper-case ``reason`` (sent to callers as
+``google.rpc.ErrorInfo.reason``). gRPC status codes are assigned in exactly one
+place, :mod:`gateway.node.status`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "CertificateRejected",
+    "ConfigInvalid",
+    "EnvelopeMalformed",
+    "EnvelopeStale",
+    "FieldViolation",
+    "GatewayError",
+    "GatewayFault",
+    "NotFound",
+    "PayloadDigestMismatch",
+    "PeerError",
+    "PeerNotPartner",
+    "PeerUnavailable",
+    "RecordInvalid",
+    "SenderMismatch",
+    "SignatureInvalid",
+    "StoreUnavailable",
+    "UnknownCorrelation",
+    "UnknownPeer",
+    "WrongReceiver",
+]
+
+
+class GatewayError(Exception):
+    """Root of every error raised by Chuanyu Gateway."""
+
+    reason = "GATEWAY_ERROR"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+
+class PeerError(GatewayError):
+    """The caller sent something we refuse; sending it again unchanged will not help."""
+
+
+class GatewayFault(GatewayError):
+    """Something on our side failed; the caller may retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One broken rule: where (dotted path), which rule, and a message safe to log."""
+
+    field: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message} [{self.rule}]"
+
+
+class RecordInvalid(PeerError):
+    reason = "RECORD_INVALID"
+
+    def __init__(self, violations: list[FieldViolation], *, context: str = "record") -> None:
+        self.violations = tuple(violations)
+        summary = "; ".join(str(v) for v in self.violations[:5])
+        more = len(self.violations) - 5
+        if more > 0:
+            summary += f"; and {more} more"
+        super().__init__(f"{context} is invalid: {summary}")
+
+
+class EnvelopeMalformed(PeerError):
+    reason = "ENVELOPE_MALFORMED"
+
+
+class PayloadDigestMismatch(PeerError):
+    reason = "PAYLOAD_DIGEST_MISMATCH"
+
+
+class SignatureInvalid(PeerError):
+    reason = "SIGNATURE_INVALID"
+
+
+class CertificateRejected(PeerError):
+    reason = "CERTIFICATE_REJECTED"
+
+
+class SenderMismatch(PeerError):
+    reason = "SENDER_MISMATCH"
+
+
+class PeerNotPartner(PeerError):
+    reason = "PEER_NOT_PARTNER"
+
+
+class WrongReceiver(PeerError):
+    reason = "WRONG_RECEIVER"
+
+
+class EnvelopeStale(PeerError):
+    reason = "ENVELOPE_STALE"
+
+
+class UnknownCorrelation(PeerError):
+    reason = "UNKNOWN_CORRELATION"
+
+
+class UnknownPeer(PeerError):
+    reason = "UNKNOWN_PEER"
+
+
+class NotFound(PeerError):
+    reason = "NOT_FOUND"
+
+
+class StoreUnavailable(GatewayFault):
+    reason = "STORE_UNAVAILABLE"
+
+
+class PeerUnavailable(GatewayFault):
+    reason = "PEER_UNAVAILABLE"
+
+
+class ConfigInvalid(GatewayFault):
+    reason = "CONFIG_INVALID"

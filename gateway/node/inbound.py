@@ -1,0 +1,164 @@
+"""Accepting envelopes from partner nodes: check, commit to the inbox, then sign a receipt.
+
+The order is the promise: an envelope is durable in the inbox before its
+receipt is signed, and a repeated (sender, message id) gets the original
+receipt back without a second inbox entry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from chuanyu.exchange.v1 import envelope_pb2 as epb
+from gateway.codec import record_type_from_proto
+from gateway.envelope import Freshness, OpenedEnvelope, issue_receipt, open_envelope, parse_header
+from gateway.errors import EnvelopeMalformed, PeerError, PeerNotPartner, UnknownCorrelation
+from gateway.pki import SigningCertificateVerifier
+from gateway.records import Feedback, record_key
+from gateway.signing import Signer
+from gateway.store.base import InboundRow, Store
+from gateway.translog import Direction, EventKind, LogEvent
+
+__all__ = ["InboundService"]
+
+_log = logging.getLogger("chuanyu.inbound")
+
+
+@dataclass(slots=True)
+class InboundService:
+    """Everything a node does with an envelope a partner submits."""
+
+    bureau: str
+    partners: frozenset[str]
+    signer: Signer
+    verifier: SigningCertificateVerifier
+    store: Store
+    freshness: Freshness
+
+    async def accept(self, envelope: epb.Envelope, *, tls_peer: str | None) -> epb.Receipt:
+        """Return the signed receipt, or raise the :class:`PeerError` that refused it."""
+        now = dt.datetime.now(dt.UTC)
+        try:
+            if tls_peer is None or tls_peer not in self.partners:
+                raise PeerNotPartner(
+                    f"TLS peer {tls_peer or '(no bureau in certificate)'} is not a partner of "
+                    f"bureau {self.bureau}"
+                )
+            opened = open_envelope(
+                envelope,
+                receiver=self.bureau,
+                tls_peer=tls_peer,
+                verifier=self.verifier,
+                now=now,
+                freshness=self.freshness,
+            )
+            if isinstance(opened.record, Feedback):
+                await self._check_correlation(opened)
+        except PeerError as exc:
+            await self._log_rejection(envelope, tls_peer, exc)
+            raise
+        return await self._commit_and_sign(envelope, opened, now)
+
+    async def _check_correlation(self, opened: OpenedEnvelope) -> None:
+        record = opened.record
+        assert isinstance(record, Feedback)
+        original = await self.store.find_outbound_by_key(
+            record.original_type.value, record.original_number, opened.header.sender
+        )
+        if original is None or original.message_id != opened.header.correlation_id:
+            raise UnknownCorrelation(
+                f"feedback answers {record.original_type.value} {record.original_number} "
+                f"(correlation id {opened.header.correlation_id or '(empty)'}), which this node "
+                f"never sent to bureau {opened.header.sender}"
+            )
+
+    async def _commit_and_sign(
+        self, envelope: epb.Envelope, opened: OpenedEnvelope, now: dt.datetime
+    ) -> epb.Receipt:
+        header = opened.header
+
+        def event(kind: EventKind, **detail: str) -> LogEvent:
+            return LogEvent(
+                kind,
+                Direction.INBOUND,
+                peer=header.sender,
+                message_id=header.message_id,
+                record_type=opened.record_type.value,
+                detail=detail,
+            )
+
+        row = InboundRow(
+            sender=header.sender,
+            message_id=header.message_id,
+            record_type=opened.record_type.value,
+            record_key=record_key(opened.record),
+            correlation_id=header.correlation_id,
+            envelope=envelope.SerializeToString(),
+            header_sha256=opened.header_sha256,
+            payload_sha256=opened.payload_sha256,
+            received_at=now,
+        )
+        received = event(
+            EventKind.RECEIVED,
+            header_sha256=opened.header_sha256.hex(),
+            payload_sha256=opened.payload_sha256.hex(),
+            agreement=header.agreement_id,
+            key_id=header.key_id,
+            correlation_id=header.correlation_id,
+        )
+        duplicate = event(EventKind.DUPLICATE)
+        acceptance = await self.store.accept_inbound(row, [received], [duplicate])
+        if acceptance.row.receipt:
+            receipt = epb.Receipt()
+            receipt.ParseFromString(acceptance.row.receipt)
+            return receipt
+        # Durable in the inbox: now, and only now, sign. A crash before the receipt is
+        # stored is healed by the sender's retry, which lands here again.
+        stored = acceptance.row
+        receipt = issue_receipt(
+            self.signer,
+            message_id=stored.message_id,
+            sender=stored.sender,
+            header_sha256=stored.header_sha256,
+            payload_sha256=stored.payload_sha256,
+            received_at=stored.received_at,
+        )
+        await self.store.store_issued_receipt(
+            stored.sender,
+            stored.message_id,
+            receipt.SerializeToString(),
+            [event(EventKind.RECEIPT_ISSUED)],
+        )
+        return receipt
+
+    async def _log_rejection(
+        self, envelope: epb.Envelope, tls_peer: str | None, exc: PeerError
+    ) -> None:
+        message_id, record_type = "", ""
+        try:
+            header = parse_header(envelope.header)
+            message_id = header.message_id[:64]
+            record_type = record_type_from_proto(header.record_type).value
+        except EnvelopeMalformed:
+            pass  # the rejection itself says the header did not parse
+        _log.warning(
+            "refused envelope %s from %s: %s [%s]",
+            message_id or "(unparsed)",
+            tls_peer,
+            exc.message,
+            exc.reason,
+        )
+        await self.store.append_log(
+            [
+                LogEvent(
+                    EventKind.REJECTED,
+                    Direction.INBOUND,
+                    peer=tls_peer or "",
+                    message_id=message_id,
+                    record_type=record_type,
+                    detail={"reason": exc.reason, "error": exc.message[:500]},
+                )
+            ]
+        )

@@ -1,0 +1,276 @@
+"""A gateway node: its servers, its dispatchers and its store, started and stopped together.
+
+::
+
+    async with GatewayNode(config) as node:   # ports 0 allowed: node.peer_port
+        await node.wait_stopped()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from chuanyu.exchange.v1 import exchange_service_pb2, local_service_pb2
+from gateway.config import NodeConfig
+from gateway.envelope import Freshness
+from gateway.errors import ConfigInvalid
+from gateway.node.inbound import InboundService
+from gateway.node.outbound import OutboundService, OutboxDispatcher
+from gateway.node.services import (
+    EXCHANGE_SERVICE,
+    LOCAL_SERVICE,
+    InboxSignal,
+    exchange_handler,
+    local_handler,
+)
+from gateway.pki import (
+    SigningCertificateVerifier,
+    bureau_of,
+    key_id,
+    load_certificate,
+    load_certificates,
+    load_private_key,
+)
+from gateway.signing import Signer, suite_named
+from gateway.store.sqlite import SqliteStore
+
+__all__ = ["GatewayNode", "NodeIdentity", "load_identity"]
+
+_log = logging.getLogger("chuanyu.node")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdentity:
+    signer: Signer
+    verifier: SigningCertificateVerifier
+    server_credentials: grpc.ServerCredentials
+    channel_credentials: grpc.ChannelCredentials
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigInvalid(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def load_identity(config: NodeConfig) -> NodeIdentity:
+    """Load keys and certificates, and check they belong to this bureau."""
+    bureau = config.bureau
+    cas = load_certificates(config.tls.ca)
+    signing_cert = load_certificate(config.signing.cert)
+    if bureau_of(signing_cert) != bureau:
+        raise ConfigInvalid(
+            f"{config.source}: signing.cert {config.signing.cert} is for bureau "
+            f"{bureau_of(signing_cert)}, not {bureau}"
+        )
+    tls_cert = load_certificate(config.tls.cert)
+    if bureau_of(tls_cert) != bureau:
+        raise ConfigInvalid(
+            f"{config.source}: tls.cert {config.tls.cert} is for bureau {bureau_of(tls_cert)}, "
+            f"not {bureau}"
+        )
+    suite = suite_named(config.signing.suite)
+    signing_key = load_private_key(config.signing.key)
+    suite.check_private_key(signing_key)
+    verifier = SigningCertificateVerifier(cas)
+    # Our own certificate must pass the checks our partners will make.
+    verifier.verify(
+        signing_cert.public_bytes(serialization.Encoding.DER), now=dt.datetime.now(dt.UTC)
+    )
+    signer = Signer(
+        bureau=bureau,
+        suite=suite,
+        private_key=signing_key,
+        certificate_der=signing_cert.public_bytes(serialization.Encoding.DER),
+        key_id=key_id(signing_cert),
+    )
+    ca_pem = _read(config.tls.ca)
+    tls_key_pem, tls_cert_pem = _read(config.tls.key), _read(config.tls.cert)
+    return NodeIdentity(
+        signer=signer,
+        verifier=verifier,
+        server_credentials=grpc.ssl_server_credentials(
+            [(tls_key_pem, tls_cert_pem)], root_certificates=ca_pem, require_client_auth=True
+        ),
+        channel_credentials=grpc.ssl_channel_credentials(
+            root_certificates=ca_pem, private_key=tls_key_pem, certificate_chain=tls_cert_pem
+        ),
+    )
+
+
+def _grpc_options(config: NodeConfig) -> list[tuple[str, int | str]]:
+    size = config.exchange.max_message_bytes
+    return [
+        ("grpc.max_receive_message_length", size),
+        ("grpc.max_send_message_length", size),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+
+def _server_options(config: NodeConfig) -> list[tuple[str, int | str]]:
+    return [
+        *_grpc_options(config),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.max_connection_idle_ms", 300_000),
+    ]
+
+
+class GatewayNode:
+    """One bureau's node. Use as an async context manager."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.bureau = config.bureau
+        self.identity = load_identity(config)
+        self.store = SqliteStore(config.node.database, bureau=config.bureau)
+        self.signal = InboxSignal()
+        self.peer_port = 0
+        self.local_port = 0
+        self._peer_server: grpc.aio.Server | None = None
+        self._local_server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+        self.dispatchers = {
+            p.bureau: OutboxDispatcher(
+                partner=p,
+                signer=self.identity.signer,
+                verifier=self.identity.verifier,
+                store=self.store,
+                credentials=self.identity.channel_credentials,
+                exchange=config.exchange,
+                retry=config.retry,
+                freshness_seconds=config.exchange.freshness_seconds,
+                channel_options=_grpc_options(config),
+            )
+            for p in config.partners
+        }
+        self.inbound = InboundService(
+            bureau=config.bureau,
+            partners=frozenset(self.dispatchers),
+            signer=self.identity.signer,
+            verifier=self.identity.verifier,
+            store=self.store,
+            freshness=Freshness(
+                max_age=dt.timedelta(seconds=config.exchange.freshness_seconds),
+                max_skew=dt.timedelta(seconds=config.exchange.max_clock_skew_seconds),
+            ),
+        )
+        self.outbound = OutboundService(
+            bureau=config.bureau,
+            partners=config.partners,
+            signer=self.identity.signer,
+            store=self.store,
+            wake=self._wake,
+        )
+
+    def _wake(self, bureau: str) -> None:
+        dispatcher = self.dispatchers.get(bureau)
+        if dispatcher is not None:
+            dispatcher.wake()
+
+    def route(self, bureau: str, address: str) -> None:
+        """Send to ``bureau`` at ``address`` instead of the configured one."""
+        self.dispatchers[bureau].route(address)
+
+    async def __aenter__(self) -> GatewayNode:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        await self.store.open()
+        try:
+            await self._start_servers()
+        except BaseException:
+            await self.store.close()
+            raise
+        for dispatcher in self.dispatchers.values():
+            self._tasks.append(
+                asyncio.create_task(dispatcher.run(), name=f"dispatch-{dispatcher.partner.bureau}")
+            )
+        _log.info(
+            "bureau %s serving partners on port %d, local systems on port %d",
+            self.bureau,
+            self.peer_port,
+            self.local_port,
+        )
+
+    async def _start_servers(self) -> None:
+        options = _server_options(self.config)
+        peer = grpc.aio.server(options=options)
+        peer.add_generic_rpc_handlers(
+            [
+                exchange_handler(
+                    self.inbound, self.signal, stream_window=self.config.exchange.stream_window
+                )
+            ]
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, peer)
+        service_names = (
+            exchange_service_pb2.DESCRIPTOR.services_by_name["ExchangeService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(service_names, peer)
+        self.peer_port = peer.add_secure_port(
+            self.config.listen.peer, self.identity.server_credentials
+        )
+        if self.peer_port == 0:
+            raise ConfigInvalid(f"cannot listen on {self.config.listen.peer} (listen.peer)")
+
+        local = grpc.aio.server(options=options)
+        local.add_generic_rpc_handlers([local_handler(self.outbound, self.store, self.signal)])
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, local)
+        reflection.enable_server_reflection(
+            (
+                local_service_pb2.DESCRIPTOR.services_by_name["LocalService"].full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            local,
+        )
+        self.local_port = local.add_insecure_port(self.config.listen.local)
+        if self.local_port == 0:
+            raise ConfigInvalid(f"cannot listen on {self.config.listen.local} (listen.local)")
+        await peer.start()
+        await local.start()
+        self._peer_server, self._local_server = peer, local
+        for name in ("", EXCHANGE_SERVICE, LOCAL_SERVICE):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking calls, let in-flight ones finish within ``grace``, then close."""
+        await self._health.enter_graceful_shutdown()
+        servers = [s for s in (self._peer_server, self._local_server) if s is not None]
+        await asyncio.gather(*(s.stop(grace) for s in servers))
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for dispatcher in self.dispatchers.values():
+            await dispatcher.close()
+        await self.store.close()
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()

@@ -1,0 +1,462 @@
+"""Records leaving this bureau: into the outbox, then out to the partner node.
+
+:class:`OutboundService` seals a record from the local system into a signed
+envelope and commits it to the outbox before it returns. One
+:class:`OutboxDispatcher` per partner drains the outbox: a single envelope
+goes as a unary ``Submit``, a backlog as a ``SubmitStream`` with a bounded
+window. Unreachable peers are retried with capped exponential backoff and
+jitter; envelopes the peer refuses for good leave the queue as *rejected*.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
+
+from chuanyu.exchange.v1 import envelope_pb2 as epb
+from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
+from chuanyu.exchange.v1 import exchange_service_pb2_grpc as xgrpc
+from gateway.codec import encode_payload
+from gateway.config import ExchangeSettings, PartnerConfig, RetrySettings
+from gateway.envelope import (
+    new_message_id,
+    parse_envelope,
+    parse_header,
+    reseal_envelope,
+    seal_envelope,
+    verify_receipt,
+)
+from gateway.errors import GatewayError, UnknownCorrelation, UnknownPeer
+from gateway.pki import SigningCertificateVerifier
+from gateway.records import Feedback, Record, RecordType, record_key
+from gateway.signing import Signer
+from gateway.store.base import OutboundRow, OutboundState, Store
+from gateway.translog import Direction, EventKind, LogEvent
+
+__all__ = ["OutboundService", "OutboxDispatcher", "SendOutcome", "backoff_delay"]
+
+_log = logging.getLogger("chuanyu.outbound")
+
+# A peer answering with one of these will answer the same way next time.
+_FINAL_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+_STALE_REASONS = frozenset({"ENVELOPE_STALE"})
+_random = secrets.SystemRandom()
+
+
+def backoff_delay(attempts: int, retry: RetrySettings, *, rand: float | None = None) -> float:
+    """Seconds before attempt ``attempts + 1``: capped exponential with equal jitter."""
+    ceiling = min(retry.cap_seconds, retry.base_seconds * 2.0 ** min(attempts, 32))
+    r: float = _random.random() if rand is None else rand
+    return ceiling / 2 + r * ceiling / 2
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    row: OutboundRow
+    duplicate: bool
+
+
+@dataclass(slots=True)
+class OutboundService:
+    """Seal records from the local system and commit them to the outbox."""
+
+    bureau: str
+    partners: Sequence[PartnerConfig]
+    signer: Signer
+    store: Store
+    wake: Callable[[str], None]
+
+    def _partner(self, receiver: str) -> PartnerConfig:
+        if not receiver:
+            if len(self.partners) == 1:
+                return self.partners[0]
+            names = ", ".join(p.bureau for p in self.partners) or "(none)"
+            raise UnknownPeer(f"name the receiving bureau; this node's partners are {names}")
+        for partner in self.partners:
+            if partner.bureau == receiver:
+                return partner
+        names = ", ".join(p.bureau for p in self.partners) or "(none)"
+        raise UnknownPeer(f"bureau {receiver} is not a partner of this node (partners: {names})")
+
+    async def send(
+        self,
+        record: Record,
+        *,
+        receiver: str = "",
+        agreement_id: str = "",
+        idempotency_key: str = "",
+    ) -> SendOutcome:
+        correlation_id = ""
+        if isinstance(record, Feedback):
+            original = await self.store.find_inbound_by_key(
+                record.original_type.value, record.original_number
+            )
+            if original is None:
+                raise UnknownCorrelation(
+                    f"feedback answers {record.original_type.value} {record.original_number}, "
+                    "which this node never received"
+                )
+            if receiver and receiver != original.sender:
+                raise UnknownCorrelation(
+                    f"{record.original_number} came from bureau {original.sender}; its feedback "
+                    f"cannot go to {receiver}"
+                )
+            receiver, correlation_id = original.sender, original.message_id
+        partner = self._partner(receiver)
+        now = dt.datetime.now(dt.UTC)
+        message_id = new_message_id()
+        agreement = agreement_id or partner.agreement
+        envelope = seal_envelope(
+            self.signer,
+            message_id=message_id,
+            receiver=partner.bureau,
+            record_type=RecordType(record.record_type),
+            agreement_id=agreement,
+            correlation_id=correlation_id,
+            payload=encode_payload(record),
+            created_at=now,
+        )
+        row = OutboundRow(
+            message_id=message_id,
+            receiver=partner.bureau,
+            record_type=record.record_type.value,
+            record_key=record_key(record),
+            correlation_id=correlation_id,
+            envelope=envelope.SerializeToString(),
+            created_at=now,
+            state=OutboundState.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            idempotency_key=idempotency_key,
+        )
+        header = parse_header(envelope.header)
+        event = LogEvent(
+            EventKind.SIGNED,
+            Direction.OUTBOUND,
+            peer=partner.bureau,
+            message_id=message_id,
+            record_type=row.record_type,
+            detail={
+                "agreement": agreement,
+                "correlation_id": correlation_id,
+                "key_id": self.signer.key_id,
+                "payload_sha256": header.payload_sha256.hex(),
+                "suite": self.signer.suite.name,
+            },
+        )
+        stored, created = await self.store.enqueue_outbound(row, [event])
+        if created:
+            self.wake(partner.bureau)
+        return SendOutcome(stored, duplicate=not created)
+
+
+def error_reason(error: grpc.aio.AioRpcError) -> str:
+    """The ``google.rpc.ErrorInfo`` reason a gateway put into its status, if any."""
+    for key, value in error.trailing_metadata() or ():
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        status = status_pb2.Status()
+        try:
+            status.ParseFromString(value)
+        except DecodeError:
+            return ""
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                return str(info.reason)
+    return ""
+
+
+@dataclass(slots=True)
+class _Result:
+    receipt: epb.Receipt | None = None
+    code: grpc.StatusCode | None = None
+    reason: str = ""
+    message: str = ""
+
+
+@dataclass(slots=True)
+class OutboxDispatcher:
+    """Delivers one partner's outbox, retrying with capped exponential backoff."""
+
+    partner: PartnerConfig
+    signer: Signer
+    verifier: SigningCertificateVerifier
+    store: Store
+    credentials: grpc.ChannelCredentials
+    exchange: ExchangeSettings
+    retry: RetrySettings
+    freshness_seconds: int
+    channel_options: Sequence[tuple[str, int | str]] = ()
+    address: str = ""
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _channel: grpc.aio.Channel | None = None
+    _stub: xgrpc.ExchangeServiceAsyncStub | None = None
+
+    def __post_init__(self) -> None:
+        self.address = self.address or self.partner.address
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def route(self, address: str) -> None:
+        """Point at another address (tests start nodes on port 0)."""
+        self.address = address
+        self._drop_channel()
+        self.wake()
+
+    def _drop_channel(self) -> None:
+        if self._channel is not None:
+            channel = self._channel
+            self._channel = self._stub = None
+            # Closing is async; do it in the background so route() stays synchronous.
+            asyncio.get_running_loop().create_task(channel.close())
+
+    def _ensure_stub(self) -> xgrpc.ExchangeServiceAsyncStub:
+        if self._stub is None:
+            self._channel = grpc.aio.secure_channel(
+                self.address, self.credentials, options=list(self.channel_options)
+            )
+            self._stub = xgrpc.ExchangeServiceStub(self._channel)
+        return self._stub
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = self._stub = None
+
+    async def run(self) -> None:
+        while True:
+            now = dt.datetime.now(dt.UTC)
+            rows = await self.store.due_outbound(
+                self.partner.bureau, now, self.exchange.stream_batch
+            )
+            if not rows:
+                await self._sleep_until_due(now)
+                continue
+            try:
+                await self.deliver(rows)
+            except GatewayError as exc:
+                # The store failed us; everything stays pending and is tried again.
+                _log.error("dispatch to %s paused: %s", self.partner.bureau, exc.message)
+                await asyncio.sleep(1.0)
+
+    async def _sleep_until_due(self, now: dt.datetime) -> None:
+        due = await self.store.next_due_at(self.partner.bureau)
+        timeout = 5.0 if due is None else min(5.0, max(0.01, (due - now).total_seconds()))
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def deliver(self, rows: Sequence[OutboundRow]) -> None:
+        """One delivery round for ``rows`` (all due, all for this partner)."""
+        envelopes = {row.message_id: await self._fresh_envelope(row) for row in rows}
+        if len(rows) == 1:
+            results = await self._submit_unary(envelopes[rows[0].message_id])
+        else:
+            results = await self._submit_stream(rows, envelopes)
+        for row in rows:
+            await self._settle(row, envelopes[row.message_id], results.get(row.message_id))
+
+    async def _fresh_envelope(self, row: OutboundRow) -> epb.Envelope:
+        envelope = parse_envelope(row.envelope)
+        header = parse_header(envelope.header)
+        created = header.created_at.ToDatetime(tzinfo=dt.UTC)
+        now = dt.datetime.now(dt.UTC)
+        # Re-sign well before the peer's freshness window would refuse the envelope.
+        if now - created < dt.timedelta(seconds=self.freshness_seconds / 2):
+            return envelope
+        envelope = reseal_envelope(self.signer, envelope, now)
+        await self.store.replace_envelope(
+            row.message_id,
+            envelope.SerializeToString(),
+            [
+                LogEvent(
+                    EventKind.RESEALED,
+                    Direction.OUTBOUND,
+                    peer=row.receiver,
+                    message_id=row.message_id,
+                    record_type=row.record_type,
+                    detail={"previous_created_at": created.isoformat()},
+                )
+            ],
+        )
+        return envelope
+
+    async def _submit_unary(self, envelope: epb.Envelope) -> dict[str, _Result]:
+        message_id = parse_header(envelope.header).message_id
+        try:
+            response = await self._ensure_stub().Submit(
+                xpb.SubmitRequest(envelope=envelope), timeout=self.exchange.call_timeout_seconds
+            )
+        except grpc.aio.AioRpcError as exc:
+            return {
+                message_id: _Result(
+                    code=exc.code(), reason=error_reason(exc), message=exc.details() or ""
+                )
+            }
+        return {message_id: _Result(receipt=response.receipt)}
+
+    async def _submit_stream(
+        self, rows: Sequence[OutboundRow], envelopes: dict[str, epb.Envelope]
+    ) -> dict[str, _Result]:
+        results: dict[str, _Result] = {}
+        window = asyncio.Semaphore(self.exchange.stream_window)
+        call = self._ensure_stub().SubmitStream(
+            timeout=self.exchange.call_timeout_seconds * max(1, len(rows) // 64 + 1)
+        )
+
+        async def write_all() -> None:
+            for row in rows:
+                await window.acquire()
+                await call.write(xpb.SubmitStreamRequest(envelope=envelopes[row.message_id]))
+            await call.done_writing()
+
+        writer = asyncio.create_task(write_all())
+        try:
+            async for response in call:
+                window.release()
+                if response.HasField("receipt"):
+                    results[response.message_id] = _Result(receipt=response.receipt)
+                else:
+                    rejection = response.rejection
+                    results[response.message_id] = _Result(
+                        code=_code(rejection.code),
+                        reason=rejection.reason,
+                        message=rejection.message,
+                    )
+            await writer
+        except grpc.aio.AioRpcError as exc:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                await writer
+            failure = _Result(
+                code=exc.code(), reason=error_reason(exc), message=exc.details() or ""
+            )
+            for row in rows:
+                results.setdefault(row.message_id, failure)
+        return results
+
+    async def _settle(
+        self, row: OutboundRow, envelope: epb.Envelope, result: _Result | None
+    ) -> None:
+        now = dt.datetime.now(dt.UTC)
+
+        def event(kind: EventKind, **detail: str | int) -> LogEvent:
+            return LogEvent(
+                kind,
+                Direction.OUTBOUND,
+                peer=row.receiver,
+                message_id=row.message_id,
+                record_type=row.record_type,
+                detail=detail,
+            )
+
+        if result is None:
+            result = _Result(code=grpc.StatusCode.UNKNOWN, message="no answer for this envelope")
+        receipt = result.receipt
+        if receipt is not None:
+            try:
+                verified = verify_receipt(
+                    receipt,
+                    issuer=row.receiver,
+                    message_id=row.message_id,
+                    payload_sha256=parse_header(envelope.header).payload_sha256,
+                    verifier=self.verifier,
+                    now=now,
+                )
+            except GatewayError as exc:
+                result = _Result(
+                    code=grpc.StatusCode.UNKNOWN, reason=exc.reason, message=exc.message
+                )
+            else:
+                await self.store.mark_delivered(
+                    row.message_id,
+                    receipt.SerializeToString(),
+                    [
+                        event(
+                            EventKind.SENT,
+                            receipt_key_id=verified.body.key_id,
+                            received_at=verified.received_at.isoformat(),
+                            header_sha256=verified.body.header_sha256.hex(),
+                        )
+                    ],
+                )
+                return
+        error = f"{result.code.name if result.code else 'UNKNOWN'}: {result.message}"
+        if result.reason:
+            error += f" [{result.reason}]"
+        if result.reason in _STALE_REASONS:
+            # The peer found it too old: re-sign at once on the next round.
+            await self.store.mark_failed_attempt(
+                row.message_id,
+                error=error,
+                next_attempt_at=now,
+                final_state=None,
+                events=[event(EventKind.RETRY_SCHEDULED, error=error[:500], delay_seconds=0)],
+            )
+            await self.store.replace_envelope(
+                row.message_id,
+                reseal_envelope(self.signer, envelope, now).SerializeToString(),
+                [event(EventKind.RESEALED, reason="peer found the envelope stale")],
+            )
+            return
+        if result.code in _FINAL_CODES:
+            _log.warning("partner %s refused %s: %s", row.receiver, row.message_id, error)
+            await self.store.mark_failed_attempt(
+                row.message_id,
+                error=error,
+                next_attempt_at=now,
+                final_state=OutboundState.REJECTED,
+                events=[event(EventKind.REJECTED_BY_PEER, error=error[:500])],
+            )
+            return
+        delay = backoff_delay(row.attempts, self.retry)
+        _log.info(
+            "delivery of %s to %s failed (%s); retry in %.1f s",
+            row.message_id,
+            row.receiver,
+            error,
+            delay,
+        )
+        await self.store.mark_failed_attempt(
+            row.message_id,
+            error=error,
+            next_attempt_at=now + dt.timedelta(seconds=delay),
+            final_state=None,
+            events=[
+                event(
+                    EventKind.RETRY_SCHEDULED,
+                    error=error[:500],
+                    attempt=row.attempts + 1,
+                    delay_ms=round(delay * 1000),
+                )
+            ],
+        )
+
+
+def _code(value: int) -> grpc.StatusCode:
+    for code in grpc.StatusCode:
+        if code.value[0] == value:
+            return code
+    return grpc.StatusCode.UNKNOWN

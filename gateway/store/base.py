@@ -1,0 +1,142 @@
+"""The storage interface every engine implements (SQLite now, PostgreSQL next).
+
+Each mutating method is one atomic unit: its rows and its transfer-log events
+commit together or not at all, and the method returns only after the commit is
+durable. Engines translate their driver's exceptions into
+:class:`~gateway.errors.StoreUnavailable` (``raise … from exc``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.translog import LogEntry, LogEvent
+
+__all__ = [
+    "InboundAcceptance",
+    "InboundRow",
+    "OutboundRow",
+    "OutboundState",
+    "Store",
+]
+
+
+class OutboundState(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    DEAD_LETTERED = "dead_lettered"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRow:
+    message_id: str
+    receiver: str
+    record_type: str
+    record_key: str
+    correlation_id: str
+    envelope: bytes  # serialised chuanyu.exchange.v1.Envelope, as last sealed
+    created_at: dt.datetime
+    state: OutboundState
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error: str = ""
+    receipt: bytes = b""  # the peer's signed receipt, once delivered
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRow:
+    sender: str
+    message_id: str
+    record_type: str
+    record_key: str
+    correlation_id: str
+    envelope: bytes  # serialised Envelope exactly as received
+    header_sha256: bytes
+    payload_sha256: bytes
+    received_at: dt.datetime
+    seq: int = 0  # arrival order, assigned by the store
+    receipt: bytes = b""  # the receipt we issued
+    delivered_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundAcceptance:
+    """Result of offering an inbound envelope to the store."""
+
+    row: InboundRow
+    created: bool  # False: (sender, message id) was already there
+
+
+class Store(Protocol):
+    """Durable outbox, inbox, receipts and hash-chained transfer log of one node."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    # -- outbound ------------------------------------------------------------
+    async def enqueue_outbound(
+        self, row: OutboundRow, events: Sequence[LogEvent]
+    ) -> tuple[OutboundRow, bool]:
+        """Insert ``row``; if its idempotency key exists, return that row and False."""
+
+    async def due_outbound(
+        self, receiver: str, now: dt.datetime, limit: int
+    ) -> list[OutboundRow]: ...
+
+    async def next_due_at(self, receiver: str) -> dt.datetime | None: ...
+
+    async def get_outbound(self, message_id: str) -> OutboundRow | None: ...
+
+    async def mark_delivered(
+        self, message_id: str, receipt: bytes, events: Sequence[LogEvent]
+    ) -> None: ...
+
+    async def mark_failed_attempt(
+        self,
+        message_id: str,
+        *,
+        error: str,
+        next_attempt_at: dt.datetime,
+        final_state: OutboundState | None,
+        events: Sequence[LogEvent],
+    ) -> None:
+        """Count an attempt; with ``final_state`` the message leaves the pending queue."""
+
+    async def replace_envelope(
+        self, message_id: str, envelope: bytes, events: Sequence[LogEvent]
+    ) -> None: ...
+
+    # -- inbound -------------------------------------------------------------
+    async def accept_inbound(
+        self, row: InboundRow, events: Sequence[LogEvent], duplicate_events: Sequence[LogEvent]
+    ) -> InboundAcceptance:
+        """Insert unless (sender, message id) exists; log ``events`` or ``duplicate_events``."""
+
+    async def store_issued_receipt(
+        self, sender: str, message_id: str, receipt: bytes, events: Sequence[LogEvent]
+    ) -> None: ...
+
+    async def undelivered_inbound(
+        self, after_seq: int, limit: int, record_types: Sequence[str] = ()
+    ) -> list[InboundRow]: ...
+
+    async def acknowledge_inbound(self, message_ids: Sequence[str]) -> int:
+        """Mark delivered to the local system, logging one event per newly acknowledged id."""
+
+    async def find_inbound_by_key(self, record_type: str, record_key: str) -> InboundRow | None: ...
+
+    async def find_outbound_by_key(
+        self, record_type: str, record_key: str, receiver: str
+    ) -> OutboundRow | None: ...
+
+    # -- transfer log --------------------------------------------------------
+    async def append_log(self, events: Sequence[LogEvent]) -> None: ...
+
+    async def read_log(self, after_seq: int, limit: int) -> list[LogEntry]: ...

@@ -1,0 +1,242 @@
+"""Shared pieces of the end-to-end tests: sample records, configs, raw peer clients."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+
+from chuanyu.exchange.v1 import envelope_pb2 as epb
+from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
+from chuanyu.exchange.v1 import exchange_service_pb2_grpc as xgrpc
+from chuanyu.exchange.v1 import local_service_pb2 as lpb
+from chuanyu.exchange.v1 import local_service_pb2_grpc as lgrpc
+from gateway.codec import encode_payload, record_to_proto
+from gateway.config import NodeConfig, parse_config
+from gateway.envelope import new_message_id, seal_envelope
+from gateway.pki import PkiLayout, key_id, load_certificate, load_private_key
+from gateway.records import Record, RecordType, parse_record
+from gateway.signing import Ed25519Suite, Signer
+
+TONGLIANG, SUINING, CHENGDU = "500151", "510900", "510100"
+AGREEMENT = "SUI-TONG-MR-2024"
+
+REGISTRATION: dict[str, Any] = {
+    "record_type": "business_registration",
+    "uscc": "91500151MA60K3C286",
+    "name": "重庆龙乡优品食品有限公司",
+    "entity_type": "有限责任公司(自然人投资或控股)",
+    "legal_representative": "张三",
+    "legal_representative_id_type": "resident_id",
+    "legal_representative_id_number": "11010519491231002X",
+    "registered_capital": "1000000.00",
+    "registered_capital_currency": "CNY",
+    "established_on": "2021-03-15",
+    "address": "重庆市铜梁区东城街道龙城大道100号",
+    "address_division": "500151",
+    "business_scope": "食品销售；农副产品销售",
+    "registration_authority": "重庆市铜梁区市场监督管理局",
+    "status": "active",
+    "approved_on": "2024-05-06",
+    "actual_business_address": "四川省遂宁市船山区河东新区50号",
+}
+
+COMPLAINT: dict[str, Any] = {
+    "record_type": "consumer_complaint",
+    "complaint_number": "TS5001512026112700001",
+    "registered_at": "2026-11-27T09:30:00+08:00",
+    "channel": "hotline_12315",
+    "complainant": {"name": "李四", "phone": "13800138000"},
+    "respondent": {
+        "name": "遂宁市船山区某某电器商行",
+        "uscc": "92510903MA6AB7Q52D",
+        "address": "四川省遂宁市船山区明月路8号",
+        "division": "510903",
+    },
+    "subject": "空调",
+    "category": "goods",
+    "amount": "2999.00",
+    "purchased_on": "2026-11-20",
+    "facts": "安装后无法制冷，商家拒绝维修。",
+    "request": "退货退款",
+}
+
+REFERRAL: dict[str, Any] = {
+    "record_type": "enforcement_referral",
+    "referral_number": "遂市监移〔2026〕7号",
+    "referring_bureau": "遂宁市市场监督管理局",
+    "receiving_bureau": "重庆市铜梁区市场监督管理局",
+    "party": {
+        "name": "重庆龙乡优品食品有限公司",
+        "uscc": "91500151MA60K3C286",
+        "address": "重庆市铜梁区东城街道龙城大道100号",
+    },
+    "violation": "涉嫌销售超过保质期的食品",
+    "facts": "2026年11月抽检发现……",
+    "legal_basis": "《市场监督管理行政处罚程序规定》第十四条",
+    "found_on": "2026-11-25",
+    "evidence": [
+        {
+            "name": "现场检查笔录",
+            "pages": 3,
+            "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        }
+    ],
+    "items": ["过期月饼 20 盒"],
+    "contact_name": "赵六",
+    "contact_phone": "0825-2220000",
+}
+
+
+def feedback_for(original: Record, status: str) -> Record:
+    number = getattr(original, "complaint_number", None) or original.referral_number  # type: ignore[union-attr]
+    return parse_record(
+        {
+            "record_type": "feedback",
+            "original_number": number,
+            "original_type": original.record_type.value,
+            "status": status,
+            "note": "已按规定办理",
+            "handled_at": "2026-11-28T15:00:00+08:00",
+            "officer": "王五",
+        }
+    )
+
+
+def record(data: dict[str, Any], **changes: Any) -> Record:
+    return parse_record({**data, **changes})
+
+
+def node_config(
+    pki: PkiLayout,
+    bureau: str,
+    partner: str,
+    workdir: Path,
+    **sections: dict[str, Any],
+) -> NodeConfig:
+    paths = pki.bureau(bureau)
+    data: dict[str, Any] = {
+        "node": {"bureau": bureau, "database": str(workdir / f"{bureau}.db")},
+        "tls": {"ca": str(pki.ca_cert), "cert": str(paths.tls_cert), "key": str(paths.tls_key)},
+        "signing": {"cert": str(paths.signing_cert), "key": str(paths.signing_key)},
+        "listen": {"peer": "127.0.0.1:0", "local": "127.0.0.1:0"},
+        # Port 1 refuses connections until the test routes the partner to its real port.
+        "partners": [{"bureau": partner, "address": "127.0.0.1:1", "agreement": AGREEMENT}],
+        "retry": {"base_seconds": 0.05, "cap_seconds": 0.5},
+    }
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return parse_config(data, workdir / f"{bureau}.toml")
+
+
+def signer_for(pki: PkiLayout, bureau: str) -> Signer:
+    paths = pki.bureau(bureau)
+    cert = load_certificate(paths.signing_cert)
+    return Signer(
+        bureau=bureau,
+        suite=Ed25519Suite(),
+        private_key=load_private_key(paths.signing_key),
+        certificate_der=cert.public_bytes(serialization.Encoding.DER),
+        key_id=key_id(cert),
+    )
+
+
+def sealed(
+    signer: Signer,
+    rec: Record,
+    *,
+    receiver: str = TONGLIANG,
+    created_at: dt.datetime | None = None,
+    correlation_id: str = "",
+    record_type: RecordType | None = None,
+) -> epb.Envelope:
+    return seal_envelope(
+        signer,
+        message_id=new_message_id(),
+        receiver=receiver,
+        record_type=record_type or RecordType(rec.record_type),
+        agreement_id=AGREEMENT,
+        correlation_id=correlation_id,
+        payload=encode_payload(rec),
+        created_at=created_at or dt.datetime.now(dt.UTC),
+    )
+
+
+def peer_channel(pki: PkiLayout, bureau: str, port: int, **options: int) -> grpc.aio.Channel:
+    """A mutual-TLS channel to a node's partner port, presenting ``bureau``'s TLS certificate."""
+    paths = pki.bureau(bureau)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=pki.ca_cert.read_bytes(),
+        private_key=paths.tls_key.read_bytes(),
+        certificate_chain=paths.tls_cert.read_bytes(),
+    )
+    return grpc.aio.secure_channel(f"127.0.0.1:{port}", credentials, options=list(options.items()))
+
+
+def exchange_stub(channel: grpc.aio.Channel) -> xgrpc.ExchangeServiceAsyncStub:
+    return xgrpc.ExchangeServiceStub(channel)
+
+
+def local_stub(channel: grpc.aio.Channel) -> lgrpc.LocalServiceAsyncStub:
+    return lgrpc.LocalServiceStub(channel)
+
+
+async def submit(stub: xgrpc.ExchangeServiceAsyncStub, envelope: epb.Envelope) -> epb.Receipt:
+    response = await stub.Submit(xpb.SubmitRequest(envelope=envelope), timeout=10)
+    return response.receipt
+
+
+async def send_local(stub: lgrpc.LocalServiceAsyncStub, rec: Record, **fields: str) -> str:
+    response = await stub.Send(lpb.SendRequest(record=record_to_proto(rec), **fields), timeout=10)
+    return response.message_id
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "condition"
+) -> None:
+    """Poll ``check`` until it holds; fail with ``what`` if it never does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_delivered(
+    stub: lgrpc.LocalServiceAsyncStub, message_id: str
+) -> lpb.GetMessageResponse:
+    state = lpb.GetMessageResponse()
+
+    async def delivered() -> bool:
+        nonlocal state
+        state = await stub.GetMessage(lpb.GetMessageRequest(message_id=message_id), timeout=5)
+        return state.state == lpb.MESSAGE_STATE_DELIVERED
+
+    await eventually(delivered, what=f"delivery of {message_id}")
+    return state
+
+
+async def receive(
+    stub: lgrpc.LocalServiceAsyncStub, count: int, *, timeout: float = 20.0
+) -> list[lpb.ReceiveResponse]:
+    """Read ``count`` inbound records from the local receive stream."""
+    items: list[lpb.ReceiveResponse] = []
+    call = stub.Receive(lpb.ReceiveRequest())
+
+    async def read() -> None:
+        async for item in call:
+            items.append(item)
+            if len(items) == count:
+                return
+
+    try:
+        await asyncio.wait_for(read(), timeout)
+    finally:
+        call.cancel()
+    return items
