@@ -101,7 +101,7 @@ def record_to_proto(record: Record) -> pb.Record:
                     ),
                     legal_representative_id_number=record.legal_representative_id_number,
                     registered_capital=pb.Money(
-                        amount=str(record.registered_capital),
+                        amount=format(record.registered_capital, "f"),
                         currency=record.registered_capital_currency,
                     ),
                     established_on=record.established_on.isoformat(),
@@ -136,7 +136,7 @@ def record_to_proto(record: Record) -> pb.Record:
                     category=pb.ConsumptionCategory.Value(
                         _enum_to_proto("CONSUMPTION_CATEGORY", record.category)
                     ),
-                    amount=str(record.amount),
+                    amount=format(record.amount, "f"),
                     purchased_on=record.purchased_on.isoformat(),
                     facts=record.facts,
                     request=record.request,

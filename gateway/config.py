@@ -7,16 +7,27 @@ is here. Errors name the file, the key and the rule.
 
 from __future__ import annotations
 
+import copy
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gateway.errors import ConfigInvalid
 from gateway.identifiers import check_division_code
 
 __all__ = [
+    "ConsoleSettings",
     "ExchangeSettings",
     "ListenSettings",
     "NodeConfig",
@@ -92,6 +103,9 @@ class ExchangeSettings(_Frozen):
 class RetrySettings(_Frozen):
     base_seconds: Annotated[float, Field(gt=0, le=3600)] = 0.5
     cap_seconds: Annotated[float, Field(gt=0, le=86400)] = 60.0
+    # Past either limit a record is dead-lettered with its last error (operators re-drive it).
+    dead_letter_after_seconds: Annotated[float, Field(gt=0)] = 3 * 86400.0
+    max_attempts: Annotated[int, Field(ge=1)] = 10_000
 
 
 class PartnerConfig(_Frozen):
@@ -99,6 +113,28 @@ class PartnerConfig(_Frozen):
     address: Address
     agreement: Annotated[str, Field(min_length=1, max_length=200)]
     name: str = ""
+
+
+class LocalFilesSettings(_Frozen):
+    """Folders through which the bureau's local systems exchange files in their own format."""
+
+    adapter: Annotated[str, Field(min_length=1)]
+    # Watched: files dropped here are decoded and sent (then moved to done/ or rejected/).
+    outbound: Path | None = None
+    # Each received record is written here as one file, atomically.
+    inbound: Path | None = None
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+
+class ConsoleSettings(_Frozen):
+    """The operator console (web dashboard, JSON API, metrics, health) on its own port."""
+
+    listen: Address = "127.0.0.1:8080"
+    # File holding the Prometheus scrape token; without it /metrics needs a logged-in session.
+    metrics_token_file: Path | None = None
+    # Secure cookies need HTTPS, except on localhost (browsers treat it as secure).
+    secure_cookies: bool = True
+    session_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 480
 
 
 class LoggingSettings(_Frozen):
@@ -117,18 +153,24 @@ class NodeConfig(_Frozen):
     exchange: ExchangeSettings = ExchangeSettings()
     retry: RetrySettings = RetrySettings()
     logging: LoggingSettings = LoggingSettings()
+    local_files: LocalFilesSettings | None = None
+    console: ConsoleSettings | None = None
     partners: tuple[PartnerConfig, ...] = ()
 
-    @model_validator(mode="after")
-    def _partners_distinct(self) -> NodeConfig:
+    @field_validator("partners")
+    @classmethod
+    def _partners_distinct(
+        cls, partners: tuple[PartnerConfig, ...], info: ValidationInfo
+    ) -> tuple[PartnerConfig, ...]:
+        node = info.data.get("node")
         seen: set[str] = set()
-        for partner in self.partners:
-            if partner.bureau == self.node.bureau:
+        for partner in partners:
+            if node is not None and partner.bureau == node.bureau:
                 raise ValueError(f"partner {partner.bureau} is this node itself")
             if partner.bureau in seen:
                 raise ValueError(f"partner {partner.bureau} is listed twice")
             seen.add(partner.bureau)
-        return self
+        return partners
 
     @property
     def bureau(self) -> str:
@@ -146,13 +188,17 @@ _PATH_KEYS = (
     ("signing", "cert"),
     ("signing", "key"),
     ("logging", "file"),
+    ("local_files", "outbound"),
+    ("local_files", "inbound"),
+    ("console", "metrics_token_file"),
 )
-_MUST_EXIST = _PATH_KEYS[1:6]
+_MUST_EXIST = _PATH_KEYS[1:6]  # the TLS and signing files
 
 
 def parse_config(data: dict[str, Any], source: Path) -> NodeConfig:
     """Validate a parsed TOML document; relative paths resolve beside ``source``."""
     base = source.parent
+    data = copy.deepcopy(data)
     for section, key in _PATH_KEYS:
         table = data.get(section)
         if isinstance(table, dict) and isinstance(table.get(key), str):

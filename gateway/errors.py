@@ -15,11 +15,18 @@
     │   ├── EnvelopeStale           created-at outside the freshness window
     │   ├── UnknownCorrelation      feedback answers a record we do not know
     │   ├── UnknownPeer             local caller names a bureau we have no route to
-    │   └── NotFound                local caller asks for something we do not have
+    │   ├── NotFound                local caller asks for something we do not have
+    │   │   └── AdapterNotFound       (gateway.adapter) no adapter of that name installed
+    │   ├── EncodeContextInvalid    (gateway.adapter) a batch header value is missing
+    │   └── RecordInvalid
+    │       └── LocalFormatError    (gateway.adapter) a local file breaks its format
+    │           ├── LocalFileInvalid      decoding refused the whole file
+    │           └── RecordNotEncodable    a record the local format cannot hold
     └── GatewayFault              our fault: retrying later may help
         ├── StoreUnavailable        the durable store cannot commit
         ├── PeerUnavailable         the partner node cannot be reached
-        └── ConfigInvalid           configuration refused at start
+        ├── ConfigInvalid           configuration refused at start
+        └── AdapterBroken           (gateway.adapter) an installed adapter fails to load
 
 Each class carries a stable upper-case ``reason`` (sent to callers as
 ``google.rpc.ErrorInfo.reason``). gRPC status codes are assigned in exactly one

@@ -69,6 +69,7 @@ _PROVINCE_PREFIXES = frozenset(
     ]
 )
 _DIGITS6 = re.compile(r"[0-9]{6}")
+_RESIDENT_ID = re.compile(r"[0-9]{17}[0-9X]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ def check_uscc(code: str) -> IdentifierProblem | None:
             f"characters {''.join(bad)!r} are outside the GB 32100 alphabet (no I, O, S, V, Z)",
         )
     division = code[2:8]
-    if not division.isdigit():
+    if not _DIGITS6.fullmatch(division):
         return IdentifierProblem("uscc.division", "positions 3-8 must be a 6-digit division code")
     org_body, org_check = code[8:16], code[16]
     expected_org = _org_code_check_char(org_body)
@@ -142,7 +143,8 @@ def check_resident_id(number: str, *, today: dt.date | None = None) -> Identifie
     """
     if len(number) != 18:
         return IdentifierProblem("resident_id.length", f"must be 18 characters, got {len(number)}")
-    if not number[:17].isdigit() or number[17] not in "0123456789X":
+    # Not str.isdigit(): it accepts fullwidth and superscript digits.
+    if not _RESIDENT_ID.fullmatch(number):
         return IdentifierProblem("resident_id.format", "must be 17 digits followed by a digit or X")
     try:
         born = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))

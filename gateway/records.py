@@ -407,8 +407,9 @@ _MISSING: Any = object()
 
 def _shown(value: Any, kind: PIKind | None) -> str:
     text = value if isinstance(value, str) else repr(value)
-    if kind is not None and isinstance(value, str):
-        text = mask(kind, value)
+    if kind is not None:
+        # Whatever its type (a spreadsheet may hand over a phone number as an int).
+        text = mask(kind, value if isinstance(value, str) else str(value))
     if len(text) > 60:
         text = text[:57] + "..."
     return text
@@ -427,6 +428,9 @@ def violations_from(exc: ValidationError, model: type[BaseModel] | None) -> list
             loc = (*loc, *located.split("."))
             for part in located.split("."):
                 value = value.get(part, _MISSING) if isinstance(value, dict) else _MISSING
+        # A list of records puts the position first: keep it, look past it.
+        prefix = loc[:1] if loc and isinstance(loc[0], int) else ()
+        loc = loc[len(prefix) :]
         if model is None and loc and isinstance(loc[0], str) and loc[0] in _MODELS:
             # Discriminated union: the first location part is the tag.
             model_at: type[BaseModel] | None = _MODELS[loc[0]]
@@ -435,8 +439,8 @@ def violations_from(exc: ValidationError, model: type[BaseModel] | None) -> list
             model_at = model
         # pydantic puts function-validator names into loc for Annotated types; drop them.
         loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
-        field = ".".join(str(p) for p in loc) or "(record)"
         kind = _pi_kind_at(model_at, loc)
+        field = ".".join(str(p) for p in (*prefix, *loc)) or "(record)"
         shown = value is not _MISSING and not isinstance(value, dict | list | tuple)
         if shown and rule not in ("missing", "extra_forbidden"):
             message = f"{message} (value {_shown(value, kind)})"

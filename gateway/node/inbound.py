@@ -7,14 +7,23 @@ receipt back without a second inbox entry.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
 from gateway.codec import record_type_from_proto
 from gateway.envelope import Freshness, OpenedEnvelope, issue_receipt, open_envelope, parse_header
-from gateway.errors import EnvelopeMalformed, PeerError, PeerNotPartner, UnknownCorrelation
+from gateway.errors import (
+    EnvelopeMalformed,
+    GatewayError,
+    PeerError,
+    PeerNotPartner,
+    UnknownCorrelation,
+)
+from gateway.node.hooks import HookChain, InboundHandled
 from gateway.pki import SigningCertificateVerifier
 from gateway.records import Feedback, record_key
 from gateway.signing import Signer
@@ -36,9 +45,32 @@ class InboundService:
     verifier: SigningCertificateVerifier
     store: Store
     freshness: Freshness
+    hooks: HookChain = field(default_factory=HookChain)
+    _receipt_writes: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def accept(self, envelope: epb.Envelope, *, tls_peer: str | None) -> epb.Receipt:
         """Return the signed receipt, or raise the :class:`PeerError` that refused it."""
+        started = time.perf_counter()
+        record_type, outcome = "", "error"
+        try:
+            receipt, record_type, outcome = await self._accept(envelope, tls_peer)
+        except GatewayError as exc:
+            outcome = exc.reason
+            raise
+        finally:
+            self.hooks.inbound_handled(
+                InboundHandled(
+                    peer=tls_peer or "",
+                    record_type=record_type,
+                    outcome=outcome,
+                    seconds=time.perf_counter() - started,
+                )
+            )
+        return receipt
+
+    async def _accept(
+        self, envelope: epb.Envelope, tls_peer: str | None
+    ) -> tuple[epb.Receipt, str, str]:
         now = dt.datetime.now(dt.UTC)
         try:
             if tls_peer is None or tls_peer not in self.partners:
@@ -59,7 +91,8 @@ class InboundService:
         except PeerError as exc:
             await self._log_rejection(envelope, tls_peer, exc)
             raise
-        return await self._commit_and_sign(envelope, opened, now)
+        receipt, created = await self._commit_and_sign(envelope, opened, now)
+        return receipt, opened.record_type.value, "accepted" if created else "duplicate"
 
     async def _check_correlation(self, opened: OpenedEnvelope) -> None:
         record = opened.record
@@ -76,7 +109,7 @@ class InboundService:
 
     async def _commit_and_sign(
         self, envelope: epb.Envelope, opened: OpenedEnvelope, now: dt.datetime
-    ) -> epb.Receipt:
+    ) -> tuple[epb.Receipt, bool]:
         header = opened.header
 
         def event(kind: EventKind, **detail: str) -> LogEvent:
@@ -113,9 +146,10 @@ class InboundService:
         if acceptance.row.receipt:
             receipt = epb.Receipt()
             receipt.ParseFromString(acceptance.row.receipt)
-            return receipt
-        # Durable in the inbox: now, and only now, sign. A crash before the receipt is
-        # stored is healed by the sender's retry, which lands here again.
+            return receipt, acceptance.created
+        # Durable in the inbox: now, and only now, sign. Ed25519 is deterministic and the
+        # receipt is made of the stored row, so storing it can run behind the answer: a
+        # duplicate arriving before (or after a crash that lost) the store gets the same bytes.
         stored = acceptance.row
         receipt = issue_receipt(
             self.signer,
@@ -125,13 +159,28 @@ class InboundService:
             payload_sha256=stored.payload_sha256,
             received_at=stored.received_at,
         )
-        await self.store.store_issued_receipt(
-            stored.sender,
-            stored.message_id,
-            receipt.SerializeToString(),
-            [event(EventKind.RECEIPT_ISSUED)],
+        task = asyncio.create_task(
+            self.store.store_issued_receipt(
+                stored.sender,
+                stored.message_id,
+                receipt.SerializeToString(),
+                [event(EventKind.RECEIPT_ISSUED)],
+            )
         )
-        return receipt
+        self._receipt_writes.add(task)
+        task.add_done_callback(self._receipt_stored)
+        return receipt, acceptance.created
+
+    def _receipt_stored(self, task: asyncio.Task[None]) -> None:
+        self._receipt_writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Not fatal: the receipt is re-issued, identical, on the sender's next try.
+            _log.error("could not store an issued receipt: %s", task.exception())
+
+    async def drain(self) -> None:
+        """Wait for receipts still being stored (at shutdown, before the store closes)."""
+        if self._receipt_writes:
+            await asyncio.gather(*self._receipt_writes, return_exceptions=True)
 
     async def _log_rejection(
         self, envelope: epb.Envelope, tls_peer: str | None, exc: PeerError

@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from cryptography.hazmat.primitives import serialization
@@ -21,9 +22,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from chuanyu.exchange.v1 import exchange_service_pb2, local_service_pb2
+from gateway.adapter import load_adapter
 from gateway.config import NodeConfig
 from gateway.envelope import Freshness
-from gateway.errors import ConfigInvalid
+from gateway.errors import ConfigInvalid, GatewayError
+from gateway.node.folders import InboundFolder, OutboundFolder
+from gateway.node.hooks import HookChain
 from gateway.node.inbound import InboundService
 from gateway.node.outbound import OutboundService, OutboxDispatcher
 from gateway.node.services import (
@@ -42,7 +46,12 @@ from gateway.pki import (
     load_private_key,
 )
 from gateway.signing import Signer, suite_named
+from gateway.store.base import OutboundState
 from gateway.store.sqlite import SqliteStore
+from gateway.translog import Direction, EventKind, LogEvent
+
+if TYPE_CHECKING:
+    from gateway.console import Console
 
 __all__ = ["GatewayNode", "NodeIdentity", "load_identity"]
 
@@ -139,12 +148,16 @@ class GatewayNode:
         self.identity = load_identity(config)
         self.store = SqliteStore(config.node.database, bureau=config.bureau)
         self.signal = InboxSignal()
+        self.hooks = HookChain()
         self.peer_port = 0
         self.local_port = 0
         self._peer_server: grpc.aio.Server | None = None
         self._local_server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._tasks: list[asyncio.Task[None]] = []
+        self.console: Console | None = None
+        self.outbound_folder: OutboundFolder | None = None
+        self.inbound_folder: InboundFolder | None = None
         self._stopped = asyncio.Event()
         self.dispatchers = {
             p.bureau: OutboxDispatcher(
@@ -157,6 +170,7 @@ class GatewayNode:
                 retry=config.retry,
                 freshness_seconds=config.exchange.freshness_seconds,
                 channel_options=_grpc_options(config),
+                hooks=self.hooks,
             )
             for p in config.partners
         }
@@ -170,6 +184,7 @@ class GatewayNode:
                 max_age=dt.timedelta(seconds=config.exchange.freshness_seconds),
                 max_skew=dt.timedelta(seconds=config.exchange.max_clock_skew_seconds),
             ),
+            hooks=self.hooks,
         )
         self.outbound = OutboundService(
             bureau=config.bureau,
@@ -177,12 +192,52 @@ class GatewayNode:
             signer=self.identity.signer,
             store=self.store,
             wake=self._wake,
+            hooks=self.hooks,
         )
+        self._local_files()
+
+    def _local_files(self) -> None:
+        settings = self.config.local_files
+        if settings is None:
+            return
+        try:
+            adapter = load_adapter(settings.adapter)
+        except GatewayError as exc:
+            raise ConfigInvalid(
+                f"{self.config.source}: local_files.adapter: {exc.message}"
+            ) from exc
+        if settings.outbound is not None:
+            self.outbound_folder = OutboundFolder(
+                settings.outbound, adapter, self.outbound, self.store, settings.poll_seconds
+            )
+        if settings.inbound is not None:
+            self.inbound_folder = InboundFolder(
+                settings.inbound, adapter, self.store, self.signal, settings.poll_seconds
+            )
 
     def _wake(self, bureau: str) -> None:
         dispatcher = self.dispatchers.get(bureau)
         if dispatcher is not None:
             dispatcher.wake()
+
+    async def redrive(self, message_id: str, *, operator: str) -> bool:
+        """Put a dead-lettered message back in its partner's queue (at most once delivered:
+        the partner de-duplicates on the unchanged message id)."""
+        row = await self.store.get_outbound(message_id)
+        if row is None or row.state is not OutboundState.DEAD_LETTERED:
+            return False
+        event = LogEvent(
+            EventKind.REDRIVEN,
+            Direction.OUTBOUND,
+            peer=row.receiver,
+            message_id=message_id,
+            record_type=row.record_type,
+            detail={"operator": operator, "previous_error": row.last_error[:300]},
+        )
+        if not await self.store.redrive(message_id, [event]):
+            return False
+        self._wake(row.receiver)
+        return True
 
     def route(self, bureau: str, address: str) -> None:
         """Send to ``bureau`` at ``address`` instead of the configured one."""
@@ -202,6 +257,14 @@ class GatewayNode:
         except BaseException:
             await self.store.close()
             raise
+        if self.config.console is not None:
+            from gateway.console import Console
+
+            self.console = Console(self, self.config.console)
+            await self.console.start()
+        for folder in (self.outbound_folder, self.inbound_folder):
+            if folder is not None:
+                self._tasks.append(asyncio.create_task(folder.run(), name=type(folder).__name__))
         for dispatcher in self.dispatchers.values():
             self._tasks.append(
                 asyncio.create_task(dispatcher.run(), name=f"dispatch-{dispatcher.partner.bureau}")
@@ -259,6 +322,8 @@ class GatewayNode:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking calls, let in-flight ones finish within ``grace``, then close."""
         await self._health.enter_graceful_shutdown()
+        if self.console is not None:
+            await self.console.stop()
         servers = [s for s in (self._peer_server, self._local_server) if s is not None]
         await asyncio.gather(*(s.stop(grace) for s in servers))
         for task in self._tasks:
@@ -269,6 +334,7 @@ class GatewayNode:
         self._tasks.clear()
         for dispatcher in self.dispatchers.values():
             await dispatcher.close()
+        await self.inbound.drain()
         await self.store.close()
         self._stopped.set()
 

@@ -15,8 +15,9 @@ import contextlib
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -36,13 +37,14 @@ from gateway.envelope import (
     verify_receipt,
 )
 from gateway.errors import GatewayError, UnknownCorrelation, UnknownPeer
+from gateway.node.hooks import DeliveryAttempt, HookChain, LocalSendHandled, PeerHealth
 from gateway.pki import SigningCertificateVerifier
 from gateway.records import Feedback, Record, RecordType, record_key
 from gateway.signing import Signer
 from gateway.store.base import OutboundRow, OutboundState, Store
 from gateway.translog import Direction, EventKind, LogEvent
 
-__all__ = ["OutboundService", "OutboxDispatcher", "SendOutcome", "backoff_delay"]
+__all__ = ["OutboundService", "OutboxDispatcher", "Route", "SendOutcome", "backoff_delay"]
 
 _log = logging.getLogger("chuanyu.outbound")
 
@@ -60,6 +62,10 @@ _FINAL_CODES = frozenset(
     }
 )
 _STALE_REASONS = frozenset({"ENVELOPE_STALE"})
+# The peer never answered: nothing is known about the envelope, only about the link.
+_TRANSPORT_CODES = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
+)
 _random = secrets.SystemRandom()
 
 
@@ -68,6 +74,14 @@ def backoff_delay(attempts: int, retry: RetrySettings, *, rand: float | None = N
     ceiling = min(retry.cap_seconds, retry.base_seconds * 2.0 ** min(attempts, 32))
     r: float = _random.random() if rand is None else rand
     return ceiling / 2 + r * ceiling / 2
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a record goes, and which inbound record it answers (feedback only)."""
+
+    partner: PartnerConfig
+    correlation_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +99,7 @@ class OutboundService:
     signer: Signer
     store: Store
     wake: Callable[[str], None]
+    hooks: HookChain = field(default_factory=HookChain)
 
     def _partner(self, receiver: str) -> PartnerConfig:
         if not receiver:
@@ -98,14 +113,8 @@ class OutboundService:
         names = ", ".join(p.bureau for p in self.partners) or "(none)"
         raise UnknownPeer(f"bureau {receiver} is not a partner of this node (partners: {names})")
 
-    async def send(
-        self,
-        record: Record,
-        *,
-        receiver: str = "",
-        agreement_id: str = "",
-        idempotency_key: str = "",
-    ) -> SendOutcome:
+    async def resolve(self, record: Record, receiver: str = "") -> Route:
+        """Route ``record`` without sending it; raises what :meth:`send` would."""
         correlation_id = ""
         if isinstance(record, Feedback):
             original = await self.store.find_inbound_by_key(
@@ -122,7 +131,22 @@ class OutboundService:
                     f"cannot go to {receiver}"
                 )
             receiver, correlation_id = original.sender, original.message_id
-        partner = self._partner(receiver)
+        return Route(self._partner(receiver), correlation_id)
+
+    async def send(
+        self,
+        record: Record,
+        *,
+        receiver: str = "",
+        agreement_id: str = "",
+        idempotency_key: str = "",
+    ) -> SendOutcome:
+        try:
+            route = await self.resolve(record, receiver)
+        except GatewayError as exc:
+            self.hooks.local_send_handled(LocalSendHandled(record.record_type.value, exc.reason))
+            raise
+        partner, correlation_id = route.partner, route.correlation_id
         now = dt.datetime.now(dt.UTC)
         message_id = new_message_id()
         agreement = agreement_id or partner.agreement
@@ -167,6 +191,9 @@ class OutboundService:
         stored, created = await self.store.enqueue_outbound(row, [event])
         if created:
             self.wake(partner.bureau)
+        self.hooks.local_send_handled(
+            LocalSendHandled(row.record_type, "queued" if created else "duplicate")
+        )
         return SendOutcome(stored, duplicate=not created)
 
 
@@ -209,12 +236,15 @@ class OutboxDispatcher:
     freshness_seconds: int
     channel_options: Sequence[tuple[str, int | str]] = ()
     address: str = ""
+    hooks: HookChain = field(default_factory=HookChain)
+    health: PeerHealth = field(default_factory=lambda: PeerHealth(peer="", address=""))
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _channel: grpc.aio.Channel | None = None
     _stub: xgrpc.ExchangeServiceAsyncStub | None = None
 
     def __post_init__(self) -> None:
         self.address = self.address or self.partner.address
+        self.health = PeerHealth(peer=self.partner.bureau, address=self.address)
 
     def wake(self) -> None:
         self._wake.set()
@@ -222,6 +252,7 @@ class OutboxDispatcher:
     def route(self, address: str) -> None:
         """Point at another address (tests start nodes on port 0)."""
         self.address = address
+        self.health = PeerHealth(peer=self.partner.bureau, address=address)
         self._drop_channel()
         self.wake()
 
@@ -271,12 +302,46 @@ class OutboxDispatcher:
     async def deliver(self, rows: Sequence[OutboundRow]) -> None:
         """One delivery round for ``rows`` (all due, all for this partner)."""
         envelopes = {row.message_id: await self._fresh_envelope(row) for row in rows}
+        started = time.perf_counter()
         if len(rows) == 1:
             results = await self._submit_unary(envelopes[rows[0].message_id])
         else:
             results = await self._submit_stream(rows, envelopes)
+        elapsed = time.perf_counter() - started
+        self._note_health(results.values())
+        now = dt.datetime.now(dt.UTC)
         for row in rows:
-            await self._settle(row, envelopes[row.message_id], results.get(row.message_id))
+            outcome = await self._settle(
+                row, envelopes[row.message_id], results.get(row.message_id)
+            )
+            self.hooks.delivery_attempted(
+                DeliveryAttempt(
+                    peer=row.receiver,
+                    record_type=row.record_type,
+                    outcome=outcome,
+                    seconds=elapsed,
+                    attempts=row.attempts + 1,
+                    age_seconds=(now - row.created_at).total_seconds(),
+                )
+            )
+
+    def _note_health(self, results: Iterable[_Result]) -> None:
+        now = dt.datetime.now(dt.UTC)
+        answered = [r for r in results if r.receipt is not None or r.code not in _TRANSPORT_CODES]
+        current = self.health
+        if answered:
+            self.health = replace(
+                current, reachable=True, last_success_at=now, consecutive_failures=0, last_error=""
+            )
+        else:
+            error = next((f"{r.code.name if r.code else ''}: {r.message}" for r in results), "")
+            self.health = replace(
+                current,
+                reachable=False,
+                last_failure_at=now,
+                last_error=error[:300],
+                consecutive_failures=current.consecutive_failures + 1,
+            )
 
     async def _fresh_envelope(self, row: OutboundRow) -> epb.Envelope:
         envelope = parse_envelope(row.envelope)
@@ -359,7 +424,8 @@ class OutboxDispatcher:
 
     async def _settle(
         self, row: OutboundRow, envelope: epb.Envelope, result: _Result | None
-    ) -> None:
+    ) -> str:
+        """Record what happened to ``row``; returns the outcome for the hooks."""
         now = dt.datetime.now(dt.UTC)
 
         def event(kind: EventKind, **detail: str | int) -> LogEvent:
@@ -402,7 +468,7 @@ class OutboxDispatcher:
                         )
                     ],
                 )
-                return
+                return "delivered"
         error = f"{result.code.name if result.code else 'UNKNOWN'}: {result.message}"
         if result.reason:
             error += f" [{result.reason}]"
@@ -420,7 +486,7 @@ class OutboxDispatcher:
                 reseal_envelope(self.signer, envelope, now).SerializeToString(),
                 [event(EventKind.RESEALED, reason="peer found the envelope stale")],
             )
-            return
+            return "retry"
         if result.code in _FINAL_CODES:
             _log.warning("partner %s refused %s: %s", row.receiver, row.message_id, error)
             await self.store.mark_failed_attempt(
@@ -430,7 +496,35 @@ class OutboxDispatcher:
                 final_state=OutboundState.REJECTED,
                 events=[event(EventKind.REJECTED_BY_PEER, error=error[:500])],
             )
-            return
+            return "rejected"
+        age = (now - row.created_at).total_seconds()
+        if (
+            age >= self.retry.dead_letter_after_seconds
+            or row.attempts + 1 >= self.retry.max_attempts
+        ):
+            _log.warning(
+                "dead-lettered %s to %s after %d attempts over %.0f s: %s",
+                row.message_id,
+                row.receiver,
+                row.attempts + 1,
+                age,
+                error,
+            )
+            await self.store.mark_failed_attempt(
+                row.message_id,
+                error=error,
+                next_attempt_at=now,
+                final_state=OutboundState.DEAD_LETTERED,
+                events=[
+                    event(
+                        EventKind.DEAD_LETTERED,
+                        error=error[:500],
+                        attempts=row.attempts + 1,
+                        age_seconds=round(age),
+                    )
+                ],
+            )
+            return "dead_lettered"
         delay = backoff_delay(row.attempts, self.retry)
         _log.info(
             "delivery of %s to %s failed (%s); retry in %.1f s",
@@ -453,6 +547,7 @@ class OutboxDispatcher:
                 )
             ],
         )
+        return "retry"
 
 
 def _code(value: int) -> grpc.StatusCode:

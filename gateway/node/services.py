@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -79,10 +80,15 @@ async def _guarded(context: grpc.aio.ServicerContext[Any, Any], work: Awaitable[
     raise AssertionError("abort_with_status returned")  # pragma: no cover
 
 
+@functools.lru_cache(maxsize=64)
+def _bureau_of_pem(pem: bytes) -> str | None:
+    return bureau_of_pem(pem)
+
+
 def tls_peer_bureau(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
-    """The bureau bound to the caller's TLS client certificate."""
+    """The bureau bound to the caller's TLS client certificate (cached per certificate)."""
     pems = list(context.auth_context().get("x509_pem_cert") or ())
-    return bureau_of_pem(pems[0]) if pems else None
+    return _bureau_of_pem(pems[0]) if pems else None
 
 
 class InboxSignal:
@@ -153,8 +159,6 @@ def exchange_handler(
                         message=f"internal error; logged as incident {incident}",
                     ),
                 )
-            finally:
-                window.release()
             await results.put(response)
 
         async def read_all() -> None:
@@ -176,6 +180,9 @@ def exchange_handler(
         try:
             while (response := await results.get()) is not None:
                 yield response
+                # The window bounds answers not yet sent, not only work in progress:
+                # a client that writes without reading cannot make us buffer without end.
+                window.release()
             await reader
         finally:
             reader.cancel()

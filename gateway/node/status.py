@@ -13,6 +13,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
+from gateway.adapter import EncodeContextInvalid
 from gateway.errors import (
     CertificateRejected,
     ConfigInvalid,
@@ -52,6 +53,7 @@ _CODES: tuple[tuple[type[GatewayError], grpc.StatusCode], ...] = (
     (StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
     (PeerUnavailable, grpc.StatusCode.UNAVAILABLE),
     (ConfigInvalid, grpc.StatusCode.FAILED_PRECONDITION),
+    (EncodeContextInvalid, grpc.StatusCode.INVALID_ARGUMENT),
 )
 
 

@@ -109,6 +109,11 @@ class Store(Protocol):
     ) -> None:
         """Count an attempt; with ``final_state`` the message leaves the pending queue."""
 
+    async def redrive(self, message_id: str, events: Sequence[LogEvent]) -> bool:
+        """Put a dead-lettered message back in the queue; False if it is not dead-lettered."""
+
+    async def outbound_in_state(self, state: OutboundState, limit: int) -> list[OutboundRow]: ...
+
     async def replace_envelope(
         self, message_id: str, envelope: bytes, events: Sequence[LogEvent]
     ) -> None: ...

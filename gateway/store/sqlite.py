@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import queue
 import sqlite3
 import threading
@@ -35,7 +34,7 @@ from gateway.translog import (
     entry_hash,
 )
 
-__all__ = ["SqliteStore", "iter_log_file"]
+__all__ = ["SqliteStore", "iter_log_file", "read_outbound_file"]
 
 T = TypeVar("T")
 
@@ -545,6 +544,36 @@ class SqliteStore:
 
         await self._writer.submit(job)
 
+    async def redrive(self, message_id: str, events: Sequence[LogEvent]) -> bool:
+        def job(conn: sqlite3.Connection, log: _LogAppender) -> bool:
+            cursor = conn.execute(
+                "UPDATE outbox SET state = ?, next_attempt_at = ?, attempts = 0 "
+                "WHERE message_id = ? AND state = ?",
+                (
+                    OutboundState.PENDING.value,
+                    _now().timestamp(),
+                    message_id,
+                    OutboundState.DEAD_LETTERED.value,
+                ),
+            )
+            if cursor.rowcount:
+                log.append(conn, events)
+            return bool(cursor.rowcount)
+
+        result: bool = await self._writer.submit(job)
+        return result
+
+    async def outbound_in_state(self, state: OutboundState, limit: int) -> list[OutboundRow]:
+        def job(conn: sqlite3.Connection, _: _LogAppender) -> list[OutboundRow]:
+            rows = conn.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = ? ORDER BY rowid LIMIT ?",
+                (state.value, limit),
+            ).fetchall()
+            return [_outbound(r) for r in rows]
+
+        result: list[OutboundRow] = await self._reader.submit(job)
+        return result
+
     async def replace_envelope(
         self, message_id: str, envelope: bytes, events: Sequence[LogEvent]
     ) -> None:
@@ -715,6 +744,16 @@ def iter_log_file(path: Path, after_seq: int = 0) -> Iterator[LogEntry]:
         raise StoreUnavailable(f"cannot read {path}: {exc}") from exc
 
 
-def detail_of(entry: LogEntry) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(entry.detail)
-    return value
+def read_outbound_file(path: Path) -> list[OutboundRow]:
+    """Every outbound message of a node database, with receipts, read-only and in order."""
+    if not path.exists():
+        raise StoreUnavailable(f"no node database at {path}")
+    try:
+        conn = _connect(path, readonly=True)
+        try:
+            rows = conn.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY rowid").fetchall()
+            return [_outbound(r, _receipt(conn, r[1], r[0])) for r in rows]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"cannot read {path}: {exc}") from exc

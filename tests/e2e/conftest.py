@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
-from exchange_support import CHENGDU, SUINING, TONGLIANG, local_stub, node_config
+from exchange_support import CHENGDU, SUINING, TONGLIANG, NodePair, local_stub, node_config
 
 from chuanyu.exchange.v1 import local_service_pb2_grpc as lgrpc
 from gateway.node import GatewayNode
@@ -25,16 +23,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
 def foreign_pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
     """Another CA issuing certificates with the same bureau ids."""
     return init_pki(tmp_path_factory.mktemp("foreign-pki"), [TONGLIANG, SUINING])
-
-
-@dataclass
-class NodePair:
-    tongliang: GatewayNode
-    suining: GatewayNode
-    workdir: Path
-
-    def local(self, node: GatewayNode) -> grpc.aio.Channel:
-        return grpc.aio.insecure_channel(f"127.0.0.1:{node.local_port}")
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from chuanyu.exchange.v1 import local_service_pb2_grpc as lgrpc
 from gateway.codec import encode_payload, record_to_proto
 from gateway.config import NodeConfig, parse_config
 from gateway.envelope import new_message_id, seal_envelope
+from gateway.node import GatewayNode
 from gateway.pki import PkiLayout, key_id, load_certificate, load_private_key
 from gateway.records import Record, RecordType, parse_record
 from gateway.signing import Ed25519Suite, Signer
@@ -91,6 +93,18 @@ REFERRAL: dict[str, Any] = {
     "contact_name": "赵六",
     "contact_phone": "0825-2220000",
 }
+
+
+@dataclass
+class NodePair:
+    """Tongliang and Suining, started in this event loop and routed to each other."""
+
+    tongliang: GatewayNode
+    suining: GatewayNode
+    workdir: Path
+
+    def local(self, node: GatewayNode) -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(f"127.0.0.1:{node.local_port}")
 
 
 def feedback_for(original: Record, status: str) -> Record:

@@ -6,13 +6,13 @@ import datetime as dt
 
 import grpc
 import pytest
-from conftest import NodePair
 from exchange_support import (
     COMPLAINT,
     REFERRAL,
     REGISTRATION,
     SUINING,
     TONGLIANG,
+    NodePair,
     feedback_for,
     receive,
     record,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from conftest import NodePair
-from exchange_support import COMPLAINT, REFERRAL, record, send_local, wait_delivered
+from exchange_support import COMPLAINT, REFERRAL, NodePair, record, send_local, wait_delivered
 
 from chuanyu.exchange.v1 import local_service_pb2_grpc as lgrpc
 from gateway.cli import main

@@ -12,8 +12,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import NodePair
-from exchange_support import COMPLAINT, SUINING, TONGLIANG, record, send_local, wait_delivered
+from exchange_support import (
+    COMPLAINT,
+    SUINING,
+    TONGLIANG,
+    NodePair,
+    record,
+    send_local,
+    wait_delivered,
+)
 
 from chuanyu.exchange.v1 import local_service_pb2_grpc as lgrpc
 from gateway.cli import main

@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from conftest import NodePair
 from exchange_support import (
     CHENGDU,
     COMPLAINT,
     REGISTRATION,
     SUINING,
     TONGLIANG,
+    NodePair,
     exchange_stub,
     node_config,
     peer_channel,

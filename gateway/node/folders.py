@@ -1,0 +1,223 @@
+"""Local delivery through folders, for local systems that exchange files.
+
+* :class:`OutboundFolder` watches a folder. A local system drops a file in its
+  own format (written under a temporary name and renamed, or left alone for a
+  second); the node decodes it with the bureau's adapter, checks every record
+  can be routed, then commits each to the outbox and moves the file to
+  ``done/``. A file that breaks the format is refused whole: nothing is sent, it
+  moves to ``rejected/`` with ``<name>.error.txt`` beside it. Records are sent
+  with an idempotency key made of the file's SHA-256 and the record's position,
+  so a crash halfway through a file never sends a record twice.
+* :class:`InboundFolder` writes each received record as one file in the local
+  format, under a name derived from its message id, through a temporary file, an
+  fsync and an atomic rename; then acknowledges it. Redelivery after a crash
+  finds the file already there and writes no second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from chuanyu.exchange.v1 import records_pb2 as rpb
+from gateway.adapter import EncodeContext, LocalAdapter
+from gateway.codec import record_from_proto
+from gateway.envelope import parse_envelope
+from gateway.errors import GatewayError
+from gateway.node.outbound import OutboundService
+from gateway.node.services import InboxSignal
+from gateway.store.base import InboundRow, Store
+from gateway.translog import Direction, EventKind, LogEvent
+
+__all__ = ["InboundFolder", "OutboundFolder"]
+
+_log = logging.getLogger("chuanyu.folders")
+_TEMPORARY_SUFFIXES = (".part", ".tmp", ".partial")
+# A file not renamed into place is taken once it has not changed for this long.
+_SETTLE_SECONDS = 1.0
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` so that ``target`` is either absent or complete, never half-written."""
+    temporary = target.with_name(f".{target.name}.part")
+    with temporary.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(target)
+    _fsync_directory(target.parent)
+
+
+def _free_name(directory: Path, name: str) -> Path:
+    target = directory / name
+    stamp = 1
+    while target.exists():
+        target = directory / f"{Path(name).stem}.{stamp}{Path(name).suffix}"
+        stamp += 1
+    return target
+
+
+@dataclass(slots=True)
+class OutboundFolder:
+    """Turns files a local system drops into outbound records."""
+
+    directory: Path
+    adapter: LocalAdapter
+    outbound: OutboundService
+    store: Store
+    poll_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        for sub in (self.directory, self.directory / "done", self.directory / "rejected"):
+            sub.mkdir(parents=True, exist_ok=True)
+
+    def _ready_files(self) -> list[Path]:
+        now = dt.datetime.now().timestamp()
+        ready = []
+        for path in sorted(self.directory.iterdir()):
+            if (
+                not path.is_file()
+                or path.name.startswith(".")
+                or path.suffix in _TEMPORARY_SUFFIXES
+            ):
+                continue
+            if now - path.stat().st_mtime < _SETTLE_SECONDS:
+                continue  # a local system may still be writing it
+            ready.append(path)
+        return ready
+
+    async def run(self) -> None:
+        while True:
+            for path in await asyncio.to_thread(self._ready_files):
+                try:
+                    await self.process(path)
+                except GatewayError as exc:
+                    # The store is down: leave the file; it is taken again next round.
+                    _log.error("cannot take %s now: %s", path.name, exc.message)
+            await asyncio.sleep(self.poll_seconds)
+
+    async def process(self, path: Path) -> int:
+        """Send every record of ``path`` or none; returns how many were sent."""
+        data = await asyncio.to_thread(path.read_bytes)
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            batch = self.adapter.decode(data)
+            # Route every record before sending any: a file is refused whole.
+            for record in batch.records:
+                await self.outbound.resolve(record)
+        except GatewayError as exc:
+            await self._reject(path, digest, exc)
+            return 0
+        for index, record in enumerate(batch.records):
+            await self.outbound.send(record, idempotency_key=f"file:{digest}:{index}")
+        await self.store.append_log(
+            [
+                LogEvent(
+                    EventKind.ACCEPTED_FROM_LOCAL,
+                    Direction.LOCAL,
+                    detail={"file": path.name, "sha256": digest, "records": len(batch.records)},
+                )
+            ]
+        )
+        await asyncio.to_thread(path.replace, _free_name(self.directory / "done", path.name))
+        _log.info("took %s: %d record(s) queued", path.name, len(batch.records))
+        return len(batch.records)
+
+    async def _reject(self, path: Path, digest: str, exc: GatewayError) -> None:
+        _log.warning("refused %s: %s [%s]", path.name, exc.message, exc.reason)
+        target = _free_name(self.directory / "rejected", path.name)
+        report = (
+            f"file: {path.name}\nsha256: {digest}\nrefused at: "
+            f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}\nreason: {exc.reason}\n"
+            f"nothing from this file was sent\n\n{exc.message}\n"
+        )
+        await asyncio.to_thread(path.replace, target)
+        await asyncio.to_thread(
+            write_atomically, target.with_name(target.name + ".error.txt"), report.encode()
+        )
+        await self.store.append_log(
+            [
+                LogEvent(
+                    EventKind.REJECTED_FROM_LOCAL,
+                    Direction.LOCAL,
+                    detail={"file": path.name, "sha256": digest, "reason": exc.reason},
+                )
+            ]
+        )
+
+
+@dataclass(slots=True)
+class InboundFolder:
+    """Writes received records into a folder in the local format, one file each."""
+
+    directory: Path
+    adapter: LocalAdapter
+    store: Store
+    signal: InboxSignal
+    poll_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def file_for(self, row: InboundRow) -> Path:
+        received = row.received_at.astimezone(dt.timezone(dt.timedelta(hours=8)))
+        name = f"{received:%Y%m%d%H%M%S}-{row.sender}-{row.record_type}-{row.message_id}"
+        return self.directory / (name + self.adapter.file_suffix)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                delivered = await self.deliver_pending()
+            except GatewayError as exc:
+                _log.error("inbound delivery paused: %s", exc.message)
+                delivered = 0
+            if not delivered:
+                await self.signal.wait(self.poll_seconds)
+
+    async def deliver_pending(self) -> int:
+        count = 0
+        after = 0
+        while rows := await self.store.undelivered_inbound(after, 100):
+            for row in rows:
+                await self._deliver(row)
+                after = row.seq
+                count += 1
+        return count
+
+    async def _deliver(self, row: InboundRow) -> None:
+        target = self.file_for(row)
+        if not target.exists():
+            message = rpb.Record()
+            message.ParseFromString(parse_envelope(row.envelope).payload)
+            record = record_from_proto(message)
+            data = self.adapter.encode(
+                [record],
+                EncodeContext(
+                    sender_bureau=row.sender, batch_id=row.message_id, sent_at=row.received_at
+                ),
+            )
+            await asyncio.to_thread(write_atomically, target, data)
+        await self.store.acknowledge_inbound([row.message_id])
+
+
+def pending_files(directory: Path) -> Sequence[Path]:
+    """Files waiting in an outbound folder (for status displays and tests)."""
+    return [
+        p
+        for p in sorted(directory.iterdir())
+        if p.is_file() and not p.name.startswith(".") and p.suffix not in _TEMPORARY_SUFFIXES
+    ]

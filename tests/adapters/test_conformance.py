@@ -1,0 +1,126 @@
+"""The conformance kit passes on the shipped adapters and fails, readably, on broken ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from adapters.suining import SuiningAdapter
+from adapters.tongliang import TongliangAdapter
+from gateway.adapter import Batch, EncodeContext
+from gateway.cli import main
+from gateway.conformance import check_adapter
+from gateway.conformance.pytest_plugin import AdapterConformance
+from gateway.records import EnforcementReferral, Record
+
+SAMPLES = Path(__file__).resolve().parents[2] / "adapters" / "samples"
+
+
+@pytest.mark.parametrize("name", ["tongliang", "suining"])
+def test_shipped_adapters_conform(name: str, adapter_conformance: AdapterConformance) -> None:
+    report = adapter_conformance(name, SAMPLES / name, max_examples=15)
+    assert report.passed
+    checks = {result.check for result in report.results}
+    assert checks == {
+        "contract",
+        "samples",
+        "local round trip",
+        "canonical round trip",
+        "code tables",
+        "encoding",
+        "refusal",
+    }
+
+
+class ForgetsItems(TongliangAdapter):
+    """Drops 涉案物品 when writing: a lossy adapter."""
+
+    def encode(self, records: Sequence[Record], context: EncodeContext) -> bytes:
+        stripped = [
+            r.model_copy(update={"items": ()}) if isinstance(r, EnforcementReferral) else r
+            for r in records
+        ]
+        return super().encode(stripped, context)
+
+
+class CrashesOnGarbage(SuiningAdapter):
+    """Lets a foreign exception escape on input that is not XML."""
+
+    def decode(self, data: bytes) -> Batch:
+        if not data.startswith(b"<?xml"):
+            raise ValueError("cannot parse")
+        return super().decode(data)
+
+
+class DeclaresTheWrongEncoding(TongliangAdapter):
+    encoding = "gb18030"
+
+
+def test_lossy_adapter_fails_the_round_trips() -> None:
+    report = check_adapter(ForgetsItems(), SAMPLES / "tongliang", max_examples=10)
+    assert not report.passed
+    failed = {(r.check, r.subject) for r in report.failures}
+    assert ("local round trip", "referrals_and_feedback.json") in failed
+    assert ("canonical round trip", "enforcement_referral (10 generated records)") in failed
+    text = report.render()
+    assert text.startswith("Conformance of adapter 'tongliang': FAIL (")
+    assert "record #1 (enforcement_referral) changed in: items" in text
+
+
+def test_crashing_adapter_fails_the_refusals() -> None:
+    report = check_adapter(CrashesOnGarbage(), SAMPLES / "suining", max_examples=5)
+    failures = {r.subject: r.detail for r in report.failures}
+    assert failures["random bytes"] == "raised ValueError: cannot parse instead of LocalFileInvalid"
+    assert "empty file" in failures
+
+
+def test_wrong_encoding_fails_the_encoding_checks() -> None:
+    report = check_adapter(DeclaresTheWrongEncoding(), SAMPLES / "tongliang", max_examples=5)
+    failed = {r.check for r in report.failures}
+    assert "encoding" in failed
+    assert "local round trip" in failed  # UTF-8 bytes are not what it declares
+
+
+def test_missing_samples_fail_the_check(tmp_path: Path) -> None:
+    report = check_adapter("tongliang", tmp_path)
+    assert not report.passed
+    assert f"no *.json files in {tmp_path}" in report.render()
+
+
+def test_samples_must_cover_every_record_type(tmp_path: Path) -> None:
+    (tmp_path / "one.json").write_bytes((SAMPLES / "tongliang" / "spec_example.json").read_bytes())
+    report = check_adapter("tongliang", tmp_path, max_examples=5)
+    assert [r.detail for r in report.failures] == [
+        "no sample holds a enforcement_referral, feedback"
+    ]
+
+
+def test_cli_check_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(
+        [
+            "adapter",
+            "check",
+            "suining",
+            "--samples",
+            str(SAMPLES / "suining"),
+            "--max-examples",
+            "10",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert out.startswith("Conformance of adapter 'suining': PASS")
+
+
+def test_cli_check_fails_non_zero(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["adapter", "check", "tongliang", "--samples", str(tmp_path)]) == 1
+    assert "[FAIL] samples" in capsys.readouterr().out
+
+
+def test_cli_check_of_an_unknown_adapter(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["adapter", "check", "wanzhou", "--samples", str(tmp_path)]) == 1
+    assert "no adapter named 'wanzhou'" in capsys.readouterr().out
