@@ -115,6 +115,21 @@ class PartnerConfig(_Frozen):
     name: str = ""
 
 
+class LimitSettings(_Frozen):
+    """Per-partner admission limits on the partner port."""
+
+    max_concurrent_calls: Annotated[int, Field(ge=1, le=10_000)] = 64
+    calls_per_second: Annotated[float, Field(gt=0)] = 2000.0
+    burst: Annotated[int, Field(ge=1)] = 500
+
+
+class StorageSettings(_Frozen):
+    # How long a write waits for a lock held by another process before failing UNAVAILABLE.
+    busy_timeout_ms: Annotated[int, Field(ge=10, le=60_000)] = 5000
+    # While commits fail, how often the node probes the store to come back by itself.
+    probe_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+
 class LocalFilesSettings(_Frozen):
     """Folders through which the bureau's local systems exchange files in their own format."""
 
@@ -153,6 +168,8 @@ class NodeConfig(_Frozen):
     exchange: ExchangeSettings = ExchangeSettings()
     retry: RetrySettings = RetrySettings()
     logging: LoggingSettings = LoggingSettings()
+    storage: StorageSettings = StorageSettings()
+    limits: LimitSettings = LimitSettings()
     local_files: LocalFilesSettings | None = None
     console: ConsoleSettings | None = None
     partners: tuple[PartnerConfig, ...] = ()

@@ -25,6 +25,7 @@
     └── GatewayFault              our fault: retrying later may help
         ├── StoreUnavailable        the durable store cannot commit
         ├── PeerUnavailable         the partner node cannot be reached
+        ├── Overloaded              a partner is over its call limits (carries retry_after)
         ├── ConfigInvalid           configuration refused at start
         └── AdapterBroken           (gateway.adapter) an installed adapter fails to load
 
@@ -46,6 +47,7 @@ __all__ = [
     "GatewayError",
     "GatewayFault",
     "NotFound",
+    "Overloaded",
     "PayloadDigestMismatch",
     "PeerError",
     "PeerNotPartner",
@@ -154,6 +156,16 @@ class StoreUnavailable(GatewayFault):
 
 class PeerUnavailable(GatewayFault):
     reason = "PEER_UNAVAILABLE"
+
+
+class Overloaded(GatewayFault):
+    """A partner is over its limit; ``retry_after`` (seconds) says when to come back."""
+
+    reason = "PEER_OVER_LIMIT"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfigInvalid(GatewayFault):

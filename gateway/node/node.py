@@ -25,10 +25,11 @@ from chuanyu.exchange.v1 import exchange_service_pb2, local_service_pb2
 from gateway.adapter import load_adapter
 from gateway.config import NodeConfig
 from gateway.envelope import Freshness
-from gateway.errors import ConfigInvalid, GatewayError
+from gateway.errors import ConfigInvalid, GatewayError, StoreUnavailable
 from gateway.node.folders import InboundFolder, OutboundFolder
 from gateway.node.hooks import HookChain
 from gateway.node.inbound import InboundService
+from gateway.node.limits import PeerLimiter
 from gateway.node.outbound import OutboundService, OutboxDispatcher
 from gateway.node.services import (
     EXCHANGE_SERVICE,
@@ -146,7 +147,12 @@ class GatewayNode:
         self.config = config
         self.bureau = config.bureau
         self.identity = load_identity(config)
-        self.store = SqliteStore(config.node.database, bureau=config.bureau)
+        self.store = SqliteStore(
+            config.node.database,
+            bureau=config.bureau,
+            busy_timeout_ms=config.storage.busy_timeout_ms,
+        )
+        self.serving = False
         self.signal = InboxSignal()
         self.hooks = HookChain()
         self.peer_port = 0
@@ -262,6 +268,7 @@ class GatewayNode:
 
             self.console = Console(self, self.config.console)
             await self.console.start()
+        self._tasks.append(asyncio.create_task(self._watch_store(), name="store-watch"))
         for folder in (self.outbound_folder, self.inbound_folder):
             if folder is not None:
                 self._tasks.append(asyncio.create_task(folder.run(), name=type(folder).__name__))
@@ -282,7 +289,14 @@ class GatewayNode:
         peer.add_generic_rpc_handlers(
             [
                 exchange_handler(
-                    self.inbound, self.signal, stream_window=self.config.exchange.stream_window
+                    self.inbound,
+                    self.signal,
+                    PeerLimiter(
+                        max_concurrent=self.config.limits.max_concurrent_calls,
+                        rate=self.config.limits.calls_per_second,
+                        burst=self.config.limits.burst,
+                    ),
+                    stream_window=self.config.exchange.stream_window,
                 )
             ]
         )
@@ -316,8 +330,33 @@ class GatewayNode:
         await peer.start()
         await local.start()
         self._peer_server, self._local_server = peer, local
+        await self._set_serving(True)
+
+    async def _set_serving(self, serving: bool) -> None:
+        self.serving = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for name in ("", EXCHANGE_SERVICE, LOCAL_SERVICE):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await self._health.set(name, status)
+
+    async def _watch_store(self) -> None:
+        """Readiness follows the store: NOT_SERVING while commits fail, back by itself."""
+        interval = self.config.storage.probe_seconds
+        while True:
+            if not self.store.available:
+                with contextlib.suppress(StoreUnavailable):
+                    await self.store.probe()
+            available = self.store.available
+            if available != self.serving:
+                if available:
+                    _log.warning("store writable again: serving")
+                else:
+                    _log.error("store cannot commit (%s): not serving", self.store.last_error)
+                await self._set_serving(available)
+            await asyncio.sleep(interval if not available else min(interval, 0.5))
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking calls, let in-flight ones finish within ``grace``, then close."""

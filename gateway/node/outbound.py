@@ -16,8 +16,9 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -197,21 +198,29 @@ class OutboundService:
         return SendOutcome(stored, duplicate=not created)
 
 
-def error_reason(error: grpc.aio.AioRpcError) -> str:
-    """The ``google.rpc.ErrorInfo`` reason a gateway put into its status, if any."""
-    for key, value in error.trailing_metadata() or ():
+def error_details(error: grpc.aio.AioRpcError) -> tuple[str, float | None]:
+    """The ``ErrorInfo`` reason and ``RetryInfo`` delay a gateway put into its status."""
+    return _status_details(error.trailing_metadata())
+
+
+def _status_details(metadata: Any) -> tuple[str, float | None]:
+    reason, retry_after = "", None
+    for key, value in metadata or ():
         if key != "grpc-status-details-bin" or not isinstance(value, bytes):
             continue
         status = status_pb2.Status()
         try:
             status.ParseFromString(value)
         except DecodeError:
-            return ""
+            break
         for detail in status.details:
             info = error_details_pb2.ErrorInfo()
+            retry = error_details_pb2.RetryInfo()
             if detail.Unpack(info):
-                return str(info.reason)
-    return ""
+                reason = str(info.reason)
+            elif detail.Unpack(retry):
+                retry_after = retry.retry_delay.ToMilliseconds() / 1000
+    return reason, retry_after
 
 
 @dataclass(slots=True)
@@ -220,6 +229,7 @@ class _Result:
     code: grpc.StatusCode | None = None
     reason: str = ""
     message: str = ""
+    retry_after: float | None = None  # the partner's google.rpc.RetryInfo, if it sent one
 
 
 @dataclass(slots=True)
@@ -239,6 +249,12 @@ class OutboxDispatcher:
     hooks: HookChain = field(default_factory=HookChain)
     health: PeerHealth = field(default_factory=lambda: PeerHealth(peer="", address=""))
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _blocked_until: dt.datetime = field(
+        default_factory=lambda: dt.datetime.min.replace(tzinfo=dt.UTC)
+    )
+    _next_expiry_sweep: dt.datetime = field(
+        default_factory=lambda: dt.datetime.min.replace(tzinfo=dt.UTC)
+    )
     _channel: grpc.aio.Channel | None = None
     _stub: xgrpc.ExchangeServiceAsyncStub | None = None
 
@@ -253,6 +269,7 @@ class OutboxDispatcher:
         """Point at another address (tests start nodes on port 0)."""
         self.address = address
         self.health = PeerHealth(peer=self.partner.bureau, address=address)
+        self._blocked_until = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._drop_channel()
         self.wake()
 
@@ -279,69 +296,104 @@ class OutboxDispatcher:
     async def run(self) -> None:
         while True:
             now = dt.datetime.now(dt.UTC)
-            rows = await self.store.due_outbound(
-                self.partner.bureau, now, self.exchange.stream_batch
-            )
-            if not rows:
-                await self._sleep_until_due(now)
-                continue
             try:
+                if now < self._blocked_until:
+                    # The partner is down: one timer for the whole queue, not a retry per record.
+                    await self._sleep((self._blocked_until - now).total_seconds())
+                    continue
+                if now >= self._next_expiry_sweep:
+                    await self._dead_letter_expired(now)
+                # After an outage a single probe goes first; the backlog follows once it passes.
+                limit = 1 if self.health.reachable is False else self.exchange.stream_batch
+                rows = await self.store.due_outbound(self.partner.bureau, now, limit)
+                if not rows:
+                    await self._sleep_until_due(now)
+                    continue
                 await self.deliver(rows)
             except GatewayError as exc:
                 # The store failed us; everything stays pending and is tried again.
                 _log.error("dispatch to %s paused: %s", self.partner.bureau, exc.message)
                 await asyncio.sleep(1.0)
 
-    async def _sleep_until_due(self, now: dt.datetime) -> None:
-        due = await self.store.next_due_at(self.partner.bureau)
-        timeout = 5.0 if due is None else min(5.0, max(0.01, (due - now).total_seconds()))
+    async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            await asyncio.wait_for(self._wake.wait(), max(0.01, seconds))
+
+    async def _sleep_until_due(self, now: dt.datetime) -> None:
+        due = await self.store.next_due_at(self.partner.bureau)
+        await self._sleep(5.0 if due is None else min(5.0, (due - now).total_seconds()))
+
+    async def _dead_letter_expired(self, now: dt.datetime) -> None:
+        """Dead-letter records older than the limit, tried or not (the peer may be down)."""
+        self._next_expiry_sweep = now + dt.timedelta(seconds=10)
+        cutoff = now - dt.timedelta(seconds=self.retry.dead_letter_after_seconds)
+        expired = await self.store.dead_letter_expired(self.partner.bureau, cutoff)
+        for message_id in expired:
+            _log.warning(
+                "dead-lettered %s to %s: older than the limit", message_id, self.partner.bureau
+            )
 
     async def deliver(self, rows: Sequence[OutboundRow]) -> None:
-        """One delivery round for ``rows`` (all due, all for this partner)."""
+        """One delivery round for ``rows`` (all due, all for this partner).
+
+        Each result is committed as soon as it arrives, so a round cut short (or a crash)
+        never sends again what the partner already acknowledged.
+        """
         envelopes = {row.message_id: await self._fresh_envelope(row) for row in rows}
+        by_id = {row.message_id: row for row in rows}
         started = time.perf_counter()
-        if len(rows) == 1:
-            results = await self._submit_unary(envelopes[rows[0].message_id])
-        else:
-            results = await self._submit_stream(rows, envelopes)
-        elapsed = time.perf_counter() - started
-        self._note_health(results.values())
-        now = dt.datetime.now(dt.UTC)
-        for row in rows:
-            outcome = await self._settle(
-                row, envelopes[row.message_id], results.get(row.message_id)
-            )
-            self.hooks.delivery_attempted(
-                DeliveryAttempt(
-                    peer=row.receiver,
-                    record_type=row.record_type,
-                    outcome=outcome,
-                    seconds=elapsed,
-                    attempts=row.attempts + 1,
-                    age_seconds=(now - row.created_at).total_seconds(),
-                )
+        settled: dict[str, asyncio.Task[str]] = {}
+        results: list[_Result] = []
+
+        def on_result(message_id: str, result: _Result) -> None:
+            row = by_id.get(message_id)
+            if row is None or message_id in settled:
+                return  # an answer for something we did not send in this round
+            results.append(result)
+            settled[message_id] = asyncio.create_task(
+                self._settle(row, envelopes[message_id], result, started)
             )
 
-    def _note_health(self, results: Iterable[_Result]) -> None:
+        if len(rows) == 1:
+            await self._submit_unary(envelopes[rows[0].message_id], on_result)
+        else:
+            await self._submit_stream(rows, envelopes, on_result)
+        self._note_health(results)
+        missing = _Result(code=grpc.StatusCode.UNKNOWN, message="no answer for this envelope")
+        for row in rows:
+            on_result(row.message_id, missing)
+        await asyncio.gather(*settled.values())
+
+    def _note_health(self, results: Sequence[_Result]) -> None:
         now = dt.datetime.now(dt.UTC)
         answered = [r for r in results if r.receipt is not None or r.code not in _TRANSPORT_CODES]
         current = self.health
-        if answered:
+        if answered or not results:
+            if current.reachable is False:
+                _log.info("partner %s reachable again", self.partner.bureau)
             self.health = replace(
                 current, reachable=True, last_success_at=now, consecutive_failures=0, last_error=""
             )
-        else:
-            error = next((f"{r.code.name if r.code else ''}: {r.message}" for r in results), "")
-            self.health = replace(
-                current,
-                reachable=False,
-                last_failure_at=now,
-                last_error=error[:300],
-                consecutive_failures=current.consecutive_failures + 1,
-            )
+            self._blocked_until = now
+            return
+        failures = current.consecutive_failures + 1
+        error = next((f"{r.code.name if r.code else ''}: {r.message}" for r in results), "")
+        self.health = replace(
+            current,
+            reachable=False,
+            last_failure_at=now,
+            last_error=error[:300],
+            consecutive_failures=failures,
+        )
+        self._blocked_until = now + dt.timedelta(seconds=backoff_delay(failures - 1, self.retry))
+        _log.info(
+            "partner %s unreachable (%d in a row): %s; next probe at %s",
+            self.partner.bureau,
+            failures,
+            error,
+            self._blocked_until.isoformat(timespec="seconds"),
+        )
 
     async def _fresh_envelope(self, row: OutboundRow) -> epb.Envelope:
         envelope = parse_envelope(row.envelope)
@@ -368,24 +420,25 @@ class OutboxDispatcher:
         )
         return envelope
 
-    async def _submit_unary(self, envelope: epb.Envelope) -> dict[str, _Result]:
+    async def _submit_unary(
+        self, envelope: epb.Envelope, on_result: Callable[[str, _Result], None]
+    ) -> None:
         message_id = parse_header(envelope.header).message_id
         try:
             response = await self._ensure_stub().Submit(
                 xpb.SubmitRequest(envelope=envelope), timeout=self.exchange.call_timeout_seconds
             )
         except grpc.aio.AioRpcError as exc:
-            return {
-                message_id: _Result(
-                    code=exc.code(), reason=error_reason(exc), message=exc.details() or ""
-                )
-            }
-        return {message_id: _Result(receipt=response.receipt)}
+            on_result(message_id, _failure(exc))
+        else:
+            on_result(message_id, _Result(receipt=response.receipt))
 
     async def _submit_stream(
-        self, rows: Sequence[OutboundRow], envelopes: dict[str, epb.Envelope]
-    ) -> dict[str, _Result]:
-        results: dict[str, _Result] = {}
+        self,
+        rows: Sequence[OutboundRow],
+        envelopes: dict[str, epb.Envelope],
+        on_result: Callable[[str, _Result], None],
+    ) -> None:
         window = asyncio.Semaphore(self.exchange.stream_window)
         call = self._ensure_stub().SubmitStream(
             timeout=self.exchange.call_timeout_seconds * max(1, len(rows) // 64 + 1)
@@ -398,34 +451,61 @@ class OutboxDispatcher:
             await call.done_writing()
 
         writer = asyncio.create_task(write_all())
+        failure: _Result | None = None
         try:
             async for response in call:
                 window.release()
                 if response.HasField("receipt"):
-                    results[response.message_id] = _Result(receipt=response.receipt)
+                    on_result(response.message_id, _Result(receipt=response.receipt))
                 else:
                     rejection = response.rejection
-                    results[response.message_id] = _Result(
-                        code=_code(rejection.code),
-                        reason=rejection.reason,
-                        message=rejection.message,
+                    on_result(
+                        response.message_id,
+                        _Result(
+                            code=_code(rejection.code),
+                            reason=rejection.reason,
+                            message=rejection.message,
+                        ),
                     )
-            await writer
         except grpc.aio.AioRpcError as exc:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+            failure = _failure(exc)
+        finally:
+            if not writer.done():
+                writer.cancel()
+            # The writer fails too when the call ends early; the call's status says why.
+            with contextlib.suppress(
+                asyncio.CancelledError, asyncio.InvalidStateError, grpc.aio.AioRpcError
+            ):
                 await writer
-            failure = _Result(
-                code=exc.code(), reason=error_reason(exc), message=exc.details() or ""
-            )
+        if failure is None and await call.code() != grpc.StatusCode.OK:
+            failure = _Result(code=await call.code(), message=await call.details() or "")
+            reason, retry_after = _status_details(await call.trailing_metadata())
+            failure.reason, failure.retry_after = reason, retry_after
+        if failure is not None:
             for row in rows:
-                results.setdefault(row.message_id, failure)
-        return results
+                on_result(row.message_id, failure)  # only those still unanswered
 
     async def _settle(
-        self, row: OutboundRow, envelope: epb.Envelope, result: _Result | None
+        self, row: OutboundRow, envelope: epb.Envelope, result: _Result, started: float
     ) -> str:
-        """Record what happened to ``row``; returns the outcome for the hooks."""
+        """Record what happened to ``row`` and report it to the hooks."""
+        outcome = await self._record_outcome(row, envelope, result)
+        now = dt.datetime.now(dt.UTC)
+        self.hooks.delivery_attempted(
+            DeliveryAttempt(
+                peer=row.receiver,
+                record_type=row.record_type,
+                outcome=outcome,
+                seconds=time.perf_counter() - started,
+                attempts=row.attempts + 1,
+                age_seconds=(now - row.created_at).total_seconds(),
+            )
+        )
+        return outcome
+
+    async def _record_outcome(
+        self, row: OutboundRow, envelope: epb.Envelope, result: _Result
+    ) -> str:
         now = dt.datetime.now(dt.UTC)
 
         def event(kind: EventKind, **detail: str | int) -> LogEvent:
@@ -438,8 +518,6 @@ class OutboxDispatcher:
                 detail=detail,
             )
 
-        if result is None:
-            result = _Result(code=grpc.StatusCode.UNKNOWN, message="no answer for this envelope")
         receipt = result.receipt
         if receipt is not None:
             try:
@@ -470,7 +548,7 @@ class OutboxDispatcher:
                 )
                 return "delivered"
         error = f"{result.code.name if result.code else 'UNKNOWN'}: {result.message}"
-        if result.reason:
+        if result.reason and f"[{result.reason}]" not in error:
             error += f" [{result.reason}]"
         if result.reason in _STALE_REASONS:
             # The peer found it too old: re-sign at once on the next round.
@@ -525,7 +603,14 @@ class OutboxDispatcher:
                 ],
             )
             return "dead_lettered"
-        delay = backoff_delay(row.attempts, self.retry)
+        if result.code in _TRANSPORT_CODES:
+            # The link failed, not this record: retry when the partner is probed again.
+            delay = max(0.0, (self._blocked_until - now).total_seconds())
+        elif result.retry_after is not None:
+            # The partner said when (over its limits): come back then, with some jitter.
+            delay = result.retry_after * (1 + _random.random() / 2)
+        else:
+            delay = backoff_delay(row.attempts, self.retry)
         _log.info(
             "delivery of %s to %s failed (%s); retry in %.1f s",
             row.message_id,
@@ -548,6 +633,13 @@ class OutboxDispatcher:
             ],
         )
         return "retry"
+
+
+def _failure(exc: grpc.aio.AioRpcError) -> _Result:
+    reason, retry_after = error_details(exc)
+    return _Result(
+        code=exc.code(), reason=reason, message=exc.details() or "", retry_after=retry_after
+    )
 
 
 def _code(value: int) -> grpc.StatusCode:

@@ -29,6 +29,7 @@ from gateway.codec import record_from_proto, record_type_to_proto
 from gateway.envelope import parse_envelope, parse_header
 from gateway.errors import EnvelopeMalformed, GatewayError, NotFound
 from gateway.node.inbound import InboundService
+from gateway.node.limits import PeerLimiter
 from gateway.node.outbound import OutboundService
 from gateway.node.status import internal_status, rejection_for, status_for
 from gateway.pki import bureau_of_pem
@@ -112,14 +113,19 @@ class InboxSignal:
 
 
 def exchange_handler(
-    inbound: InboundService, signal: InboxSignal, *, stream_window: int
+    inbound: InboundService, signal: InboxSignal, limiter: PeerLimiter, *, stream_window: int
 ) -> grpc.GenericRpcHandler:
     async def submit(
         request: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> xpb.SubmitResponse:
         async def work() -> xpb.SubmitResponse:
-            parsed = _parse(request, xpb.SubmitRequest)
-            receipt = await inbound.accept(parsed.envelope, tls_peer=tls_peer_bureau(context))
+            peer = tls_peer_bureau(context)
+            limiter.admit(peer or "")
+            try:
+                parsed = _parse(request, xpb.SubmitRequest)
+                receipt = await inbound.accept(parsed.envelope, tls_peer=peer)
+            finally:
+                limiter.release(peer or "")
             signal.notify()
             return xpb.SubmitResponse(receipt=receipt)
 
@@ -129,6 +135,7 @@ def exchange_handler(
         requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[xpb.SubmitStreamResponse]:
         peer = tls_peer_bureau(context)
+        # A bulk stream is never refused for load: it is slowed, envelope by envelope.
         results: asyncio.Queue[xpb.SubmitStreamResponse | None] = asyncio.Queue()
         window = asyncio.Semaphore(stream_window)
 
@@ -167,6 +174,7 @@ def exchange_handler(
                 sequence = 0
                 async for data in requests:
                     await window.acquire()
+                    await limiter.pace(peer or "")
                     task = asyncio.create_task(one(sequence, data))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)

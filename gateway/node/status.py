@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf.any_pb2 import Any as AnyProto
+from google.protobuf.duration_pb2 import Duration
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -21,6 +22,7 @@ from gateway.errors import (
     EnvelopeStale,
     GatewayError,
     NotFound,
+    Overloaded,
     PayloadDigestMismatch,
     PeerNotPartner,
     PeerUnavailable,
@@ -52,6 +54,7 @@ _CODES: tuple[tuple[type[GatewayError], grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
     (PeerUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ConfigInvalid, grpc.StatusCode.FAILED_PRECONDITION),
     (EncodeContextInvalid, grpc.StatusCode.INVALID_ARGUMENT),
 )
@@ -69,6 +72,12 @@ def _details(error: GatewayError) -> list[AnyProto]:
     info = AnyProto()
     info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))
     details.append(info)
+    if isinstance(error, Overloaded):
+        retry = AnyProto()
+        delay = Duration()
+        delay.FromMilliseconds(max(1, round(error.retry_after * 1000)))
+        retry.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        details.append(retry)
     if isinstance(error, RecordInvalid):
         bad = error_details_pb2.BadRequest(
             field_violations=[

@@ -78,6 +78,16 @@ class Store(Protocol):
 
     async def open(self) -> None: ...
 
+    @property
+    def available(self) -> bool:
+        """False while commits fail (disk full, file unwritable, locked)."""
+
+    @property
+    def last_error(self) -> str: ...
+
+    async def probe(self) -> None:
+        """Commit something small; raise ``StoreUnavailable`` if the store cannot write."""
+
     async def close(self) -> None: ...
 
     # -- outbound ------------------------------------------------------------
@@ -111,6 +121,9 @@ class Store(Protocol):
 
     async def redrive(self, message_id: str, events: Sequence[LogEvent]) -> bool:
         """Put a dead-lettered message back in the queue; False if it is not dead-lettered."""
+
+    async def dead_letter_expired(self, receiver: str, created_before: dt.datetime) -> list[str]:
+        """Dead-letter pending messages created before the cutoff; returns their ids."""
 
     async def outbound_in_state(self, state: OutboundState, limit: int) -> list[OutboundRow]: ...
 

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (receiver, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_key ON outbox (record_type, record_key);
+CREATE INDEX IF NOT EXISTS outbox_correlation ON outbox (correlation_id, state);
 
 CREATE TABLE IF NOT EXISTS inbox (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -186,7 +187,9 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
-def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def _connect(
+    path: Path, *, readonly: bool = False, busy_timeout_ms: int = 5000
+) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode=ro",
@@ -198,7 +201,7 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
 
@@ -214,9 +217,13 @@ def _translate(exc: BaseException) -> BaseException:
 class _Worker:
     """A thread that owns one connection and runs jobs from a queue."""
 
-    def __init__(self, name: str, path: Path, *, writer: bool) -> None:
+    def __init__(self, name: str, path: Path, *, writer: bool, busy_timeout_ms: int) -> None:
         self._path = path
         self._writer = writer
+        self._busy_timeout_ms = busy_timeout_ms
+        # Set by the writer thread after every commit attempt; read by the node's health.
+        self.failing = False
+        self.last_error = ""
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._ready = threading.Event()
@@ -234,6 +241,8 @@ class _Worker:
         self._thread.join()
 
     async def submit(self, fn: Job) -> Any:
+        if not self._thread.is_alive():
+            raise StoreUnavailable(f"the node database {self._path} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.put(_Work(fn, loop, future))
@@ -242,7 +251,7 @@ class _Worker:
 
     def _run(self) -> None:
         try:
-            conn = _connect(self._path)
+            conn = _connect(self._path, busy_timeout_ms=self._busy_timeout_ms)
             if self._writer:
                 conn.executescript(_SCHEMA)
                 self.log.load(conn)
@@ -301,7 +310,9 @@ class _Worker:
                     conn.execute("RELEASE job")
                     outcomes.append((work, result, None))
             conn.execute("COMMIT")
+            self.failing, self.last_error = False, ""
         except sqlite3.Error as exc:
+            self.failing, self.last_error = True, str(exc)
             if conn.in_transaction:
                 # The original error is the one to report.
                 with contextlib.suppress(sqlite3.Error):
@@ -371,11 +382,11 @@ def _receipt(conn: sqlite3.Connection, issuer: str, message_id: str) -> bytes:
 class SqliteStore:
     """The :class:`~gateway.store.Store` on one SQLite file."""
 
-    def __init__(self, path: Path, *, bureau: str) -> None:
+    def __init__(self, path: Path, *, bureau: str, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self.bureau = bureau
-        self._writer = _Worker("store-writer", path, writer=True)
-        self._reader = _Worker("store-reader", path, writer=False)
+        self._writer = _Worker("store-writer", path, writer=True, busy_timeout_ms=busy_timeout_ms)
+        self._reader = _Worker("store-reader", path, writer=False, busy_timeout_ms=busy_timeout_ms)
         self._opened = False
 
     async def open(self) -> None:
@@ -390,6 +401,25 @@ class SqliteStore:
             await asyncio.to_thread(self._writer.stop)
             await asyncio.to_thread(self._reader.stop)
             self._opened = False
+
+    @property
+    def available(self) -> bool:
+        """False since the last commit failed, until one succeeds again."""
+        return not self._writer.failing
+
+    @property
+    def last_error(self) -> str:
+        return self._writer.last_error
+
+    async def probe(self) -> None:
+        """Commit a heartbeat: raises ``StoreUnavailable`` while the store cannot write."""
+
+        def job(conn: sqlite3.Connection, _: _LogAppender) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO node_identity VALUES ('heartbeat', ?)", (_iso(_now()),)
+            )
+
+        await self._writer.submit(job)
 
     async def __aenter__(self) -> SqliteStore:
         await self.open()
@@ -447,9 +477,15 @@ class SqliteStore:
 
     async def due_outbound(self, receiver: str, now: dt.datetime, limit: int) -> list[OutboundRow]:
         def job(conn: sqlite3.Connection, _: _LogAppender) -> list[OutboundRow]:
+            # Feedback never overtakes earlier feedback on the same record: a message waits
+            # while an older one with the same correlation id is still pending.
             rows = conn.execute(
                 f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE receiver = ? AND state = ? "
-                "AND next_attempt_at <= ? ORDER BY next_attempt_at, rowid LIMIT ?",
+                "AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox AS earlier "
+                "WHERE earlier.correlation_id = outbox.correlation_id "
+                "AND outbox.correlation_id != '' AND earlier.state = outbox.state "
+                "AND earlier.rowid < outbox.rowid) "
+                "ORDER BY next_attempt_at, rowid LIMIT ?",
                 (receiver, OutboundState.PENDING.value, now.timestamp(), limit),
             ).fetchall()
             return [_outbound(r) for r in rows]
@@ -561,6 +597,40 @@ class SqliteStore:
             return bool(cursor.rowcount)
 
         result: bool = await self._writer.submit(job)
+        return result
+
+    async def dead_letter_expired(self, receiver: str, created_before: dt.datetime) -> list[str]:
+        def job(conn: sqlite3.Connection, log: _LogAppender) -> list[str]:
+            rows = conn.execute(
+                "SELECT message_id, record_type, attempts, last_error FROM outbox "
+                "WHERE receiver = ? AND state = ? AND created_at < ?",
+                (receiver, OutboundState.PENDING.value, _iso(created_before)),
+            ).fetchall()
+            for message_id, record_type, attempts, last_error in rows:
+                conn.execute(
+                    "UPDATE outbox SET state = ? WHERE message_id = ?",
+                    (OutboundState.DEAD_LETTERED.value, message_id),
+                )
+                log.append(
+                    conn,
+                    [
+                        LogEvent(
+                            EventKind.DEAD_LETTERED,
+                            Direction.OUTBOUND,
+                            peer=receiver,
+                            message_id=message_id,
+                            record_type=record_type,
+                            detail={
+                                "attempts": attempts,
+                                "error": last_error[:500] or "never delivered",
+                                "reason": "older than the dead-letter age",
+                            },
+                        )
+                    ],
+                )
+            return [r[0] for r in rows]
+
+        result: list[str] = await self._writer.submit(job)
         return result
 
     async def outbound_in_state(self, state: OutboundState, limit: int) -> list[OutboundRow]:

@@ -16,6 +16,7 @@ from gateway.errors import (
     GatewayError,
     GatewayFault,
     NotFound,
+    Overloaded,
     PayloadDigestMismatch,
     PeerError,
     PeerNotPartner,
@@ -107,9 +108,14 @@ def test_every_concrete_error_has_a_mapped_code() -> None:
         and issubclass(obj, GatewayError)
         and obj not in roots
     ]
-    assert len(concrete) == 15
+    assert len(concrete) == 16
     for cls in concrete:
-        error = RecordInvalid(VIOLATIONS) if cls is RecordInvalid else cls("x")
+        if cls is RecordInvalid:
+            error: GatewayError = RecordInvalid(VIOLATIONS)
+        elif cls is Overloaded:
+            error = Overloaded("x", retry_after=1.5)
+        else:
+            error = cls("x")
         assert status_code_for(error) is not grpc.StatusCode.INTERNAL, cls
 
 
@@ -192,3 +198,15 @@ def test_rejection_for_other_errors(
     rejection = rejection_for(cls("nope"))
     assert (rejection.code, rejection.reason, rejection.message) == (code.value[0], reason, "nope")
     assert list(rejection.field_violations) == []
+
+
+def test_overload_carries_retry_info() -> None:
+    status = status_for(Overloaded("bureau 510900 is over 10 calls per second", retry_after=1.25))
+    assert status.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    decoded = _decode(status)
+    delays = []
+    for detail in decoded.details:
+        retry = error_details_pb2.RetryInfo()
+        if detail.Unpack(retry):
+            delays.append(retry.retry_delay.ToMilliseconds())
+    assert delays == [1250]
