@@ -43,7 +43,9 @@ __all__ = ["main"]
 
 RECEIVER = "500151"  # Tongliang runs the node under test
 PARTNER = "510900"  # Suining is the load client
-AGREEMENT = "SUI-TONG-2024"
+# The workload is consumer complaints, which cross under the consumer-protection agreement.
+AGREEMENT = "SUI-TONG-CP-2024"
+AGREEMENTS = Path(__file__).resolve().parent.parent / "agreements"
 _READY_TIMEOUT = 30.0
 _TABLE_ORDER = [
     ("baseline", "unary"),
@@ -80,6 +82,9 @@ local = "127.0.0.1:0"
 [logging]
 file = {_toml_string(directory / f"{bureau}.log")}
 level = "WARNING"
+
+[agreements]
+directory = {_toml_string(AGREEMENTS)}
 
 [[partners]]
 bureau = {_toml_string(partner)}

@@ -111,8 +111,14 @@ class RetrySettings(_Frozen):
 class PartnerConfig(_Frozen):
     bureau: BureauId
     address: Address
-    agreement: Annotated[str, Field(min_length=1, max_length=200)]
+    # Empty: the agreement in force for the pair and record type is chosen per record.
+    agreement: Annotated[str, Field(max_length=200)] = ""
     name: str = ""
+
+
+class AgreementSettings(_Frozen):
+    # One TOML file per cooperation agreement (agreements/README.md); all checked at start.
+    directory: Path
 
 
 class LimitSettings(_Frozen):
@@ -168,6 +174,7 @@ class NodeConfig(_Frozen):
     exchange: ExchangeSettings = ExchangeSettings()
     retry: RetrySettings = RetrySettings()
     logging: LoggingSettings = LoggingSettings()
+    agreements: AgreementSettings
     storage: StorageSettings = StorageSettings()
     limits: LimitSettings = LimitSettings()
     local_files: LocalFilesSettings | None = None
@@ -205,6 +212,7 @@ _PATH_KEYS = (
     ("signing", "cert"),
     ("signing", "key"),
     ("logging", "file"),
+    ("agreements", "directory"),
     ("local_files", "outbound"),
     ("local_files", "inbound"),
     ("console", "metrics_token_file"),

@@ -42,7 +42,8 @@ from gateway.translog import verify_chain
 __all__ = ["run_demo"]
 
 DATA = Path(__file__).parent / "demo_data"
-AGREEMENT = "SUI-TONG-MR-2024"  # 深化遂铜市场监管一体化合作协议
+# The cooperation agreements the nodes enforce (agreements/ at the root of the checkout).
+AGREEMENTS = Path(__file__).resolve().parent.parent / "agreements"
 
 
 @dataclass
@@ -109,11 +110,13 @@ outbound = "{rel(node.exchange / "outbound", base)}"
 inbound = "{rel(node.exchange / "inbound", base)}"
 poll_seconds = 0.2
 
+[agreements]
+directory = "{rel(base.parent / "agreements", base)}"
+
 [[partners]]
 bureau = "{partner.bureau}"
 name = "{partner.name}"
 address = "127.0.0.1:{partner.peer_port}"
-agreement = "{AGREEMENT}"
 """,
         encoding="utf-8",
     )
@@ -296,6 +299,8 @@ def run_demo(workdir: Path) -> int:
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     _say(f"Chuanyu Gateway demo — work directory {workdir}")
     certs = init_pki(workdir / "certs", ["500151", "510900"])
+    shutil.rmtree(workdir / "agreements", ignore_errors=True)
+    shutil.copytree(AGREEMENTS, workdir / "agreements")
     _say(
         "1. Certificates: cooperation root CA, and for each bureau a TLS certificate and an "
         f"Ed25519 signing certificate bound to urn:chuanyu:bureau:<id> ({certs.directory})"

@@ -51,6 +51,7 @@ class EventKind(enum.StrEnum):
     DELIVERED_TO_LOCAL = "delivered_to_local"
     DEAD_LETTERED = "dead_lettered"
     REDRIVEN = "redriven"
+    PERSONAL_DATA_VIEWED = "personal_data_viewed"  # an operator unmasked a record (console)
 
 
 @dataclass(frozen=True, slots=True)

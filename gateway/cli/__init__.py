@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "gateway.cli.log",
     "gateway.cli.envelope",
     "gateway.cli.adapters",
+    "gateway.cli.operators",
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _db_arguments(tail)
     tail.add_argument("-n", "--lines", type=int, default=20, help="how many entries (default 20)")
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
+    tail.add_argument(
+        "--color",
+        "--colour",
+        dest="color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the columns: auto (only on a terminal, honouring NO_COLOR), always, never",
+    )
     tail.set_defaults(handler=_tail)
 
     verify = commands.add_parser("verify", help="prove the hash chain intact")
@@ -46,29 +55,76 @@ def _database(args: argparse.Namespace) -> Path:
     return load_config(args.config).node.database
 
 
-def format_entry(entry: LogEntry) -> str:
+# ANSI SGR codes per event kind: green for progress, yellow for waiting or repeating,
+# red for refusals and dead letters, magenta for an operator seeing personal data.
+_RESET, _DIM, _BOLD, _CYAN = "\x1b[0m", "\x1b[2m", "\x1b[1m", "\x1b[36m"
+_KIND_COLOURS = {
+    "accepted_from_local": "\x1b[32m",
+    "signed": "\x1b[32m",
+    "sent": "\x1b[1;32m",
+    "receipt_stored": "\x1b[32m",
+    "received": "\x1b[1;32m",
+    "receipt_issued": "\x1b[32m",
+    "delivered_to_local": "\x1b[32m",
+    "retry_scheduled": "\x1b[33m",
+    "resealed": "\x1b[33m",
+    "duplicate": "\x1b[33m",
+    "redriven": "\x1b[1;33m",
+    "rejected": "\x1b[1;31m",
+    "rejected_from_local": "\x1b[1;31m",
+    "rejected_by_peer": "\x1b[1;31m",
+    "dead_lettered": "\x1b[1;31m",
+    "personal_data_viewed": "\x1b[35m",
+}
+
+
+def format_entry(entry: LogEntry, *, colour: bool = False) -> str:
     at = dt.datetime.fromisoformat(entry.at).astimezone(_BEIJING).strftime("%m-%d %H:%M:%S")
     detail = json.loads(entry.detail)
     extra = " ".join(f"{k}={v}" for k, v in sorted(detail.items()) if v not in ("", None))
     arrow = {"outbound": "→", "inbound": "←"}.get(entry.direction, "·")
+    columns = [
+        f"{entry.seq:>6}",
+        at,
+        f"{entry.kind:<19}",
+        arrow,
+        f"{entry.peer or '-':<6}",
+        f"{entry.record_type or '-':<21}",
+        f"{entry.message_id or '-':<36}",
+        extra,
+    ]
+    if colour:
+        # Padding is applied before the codes, so coloured columns line up like plain ones.
+        styles = [_DIM, _DIM, _KIND_COLOURS.get(entry.kind, ""), _BOLD, _CYAN, "", "", _DIM]
+        columns = [
+            f"{style}{text}{_RESET}" if style else text
+            for style, text in zip(styles, columns, strict=True)
+        ]
+    return " ".join(columns).rstrip()
+
+
+def _use_colour(choice: str) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    # https://no-color.org: any non-empty NO_COLOR turns colour off.
     return (
-        f"{entry.seq:>6} {at} {entry.kind:<19} {arrow} {entry.peer or '-':<6} "
-        f"{entry.record_type or '-':<21} {entry.message_id or '-':<36} {extra}"
-    ).rstrip()
+        sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    )
 
 
 def _tail(args: argparse.Namespace) -> int:
     path = _database(args)
+    colour = _use_colour(args.color)
     entries = list(iter_log_file(path))
     for entry in entries[-args.lines :] if args.lines > 0 else []:
-        print(format_entry(entry))
+        print(format_entry(entry, colour=colour))
     if not args.follow:
         return 0
     last = entries[-1].seq if entries else 0
     try:
         while True:
             for entry in iter_log_file(path, after_seq=last):
-                print(format_entry(entry), flush=True)
+                print(format_entry(entry, colour=colour), flush=True)
                 last = entry.seq
             time.sleep(0.5)
     except KeyboardInterrupt:

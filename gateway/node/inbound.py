@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
+from gateway.agreements import AgreementBook
 from gateway.codec import record_type_from_proto
 from gateway.envelope import Freshness, OpenedEnvelope, issue_receipt, open_envelope, parse_header
 from gateway.errors import (
@@ -45,6 +46,7 @@ class InboundService:
     verifier: SigningCertificateVerifier
     store: Store
     freshness: Freshness
+    agreements: AgreementBook
     hooks: HookChain = field(default_factory=HookChain)
     _receipt_writes: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -85,6 +87,15 @@ class InboundService:
                 verifier=self.verifier,
                 now=now,
                 freshness=self.freshness,
+            )
+            self.agreements.check_inbound(
+                opened.header.agreement_id,
+                opened.header.sender,
+                self.bureau,
+                opened.record_type,
+                opened.record,
+                now=now,
+                suite=opened.header.suite,
             )
             if isinstance(opened.record, Feedback):
                 await self._check_correlation(opened)

@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from chuanyu.exchange.v1 import exchange_service_pb2, local_service_pb2
 from gateway.adapter import load_adapter
+from gateway.agreements import load_agreements
 from gateway.config import NodeConfig
 from gateway.envelope import Freshness
 from gateway.errors import ConfigInvalid, GatewayError, StoreUnavailable
@@ -147,6 +148,8 @@ class GatewayNode:
         self.config = config
         self.bureau = config.bureau
         self.identity = load_identity(config)
+        # A bad agreement file stops the node here, naming file, key and rule.
+        self.agreements = load_agreements(config.agreements.directory)
         self.store = SqliteStore(
             config.node.database,
             bureau=config.bureau,
@@ -186,6 +189,7 @@ class GatewayNode:
             signer=self.identity.signer,
             verifier=self.identity.verifier,
             store=self.store,
+            agreements=self.agreements,
             freshness=Freshness(
                 max_age=dt.timedelta(seconds=config.exchange.freshness_seconds),
                 max_skew=dt.timedelta(seconds=config.exchange.max_clock_skew_seconds),
@@ -198,6 +202,7 @@ class GatewayNode:
             signer=self.identity.signer,
             store=self.store,
             wake=self._wake,
+            agreements=self.agreements,
             hooks=self.hooks,
         )
         self._local_files()

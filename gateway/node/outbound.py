@@ -27,6 +27,7 @@ from google.rpc import error_details_pb2, status_pb2
 from chuanyu.exchange.v1 import envelope_pb2 as epb
 from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
 from chuanyu.exchange.v1 import exchange_service_pb2_grpc as xgrpc
+from gateway.agreements import AgreementBook, AgreementRefused
 from gateway.codec import encode_payload
 from gateway.config import ExchangeSettings, PartnerConfig, RetrySettings
 from gateway.envelope import (
@@ -40,7 +41,7 @@ from gateway.envelope import (
 from gateway.errors import GatewayError, UnknownCorrelation, UnknownPeer
 from gateway.node.hooks import DeliveryAttempt, HookChain, LocalSendHandled, PeerHealth
 from gateway.pki import SigningCertificateVerifier
-from gateway.records import Feedback, Record, RecordType, record_key
+from gateway.records import Feedback, OriginalType, Record, RecordType, record_key
 from gateway.signing import Signer
 from gateway.store.base import OutboundRow, OutboundState, Store
 from gateway.translog import Direction, EventKind, LogEvent
@@ -79,9 +80,11 @@ def backoff_delay(attempts: int, retry: RetrySettings, *, rand: float | None = N
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Where a record goes, and which inbound record it answers (feedback only)."""
+    """Where a record goes, under which agreement, and what it answers (feedback only)."""
 
     partner: PartnerConfig
+    agreement_id: str
+    record: Record  # as the agreement lets it cross (fields to drop are dropped)
     correlation_id: str = ""
 
 
@@ -100,6 +103,7 @@ class OutboundService:
     signer: Signer
     store: Store
     wake: Callable[[str], None]
+    agreements: AgreementBook
     hooks: HookChain = field(default_factory=HookChain)
 
     def _partner(self, receiver: str) -> PartnerConfig:
@@ -114,9 +118,33 @@ class OutboundService:
         names = ", ".join(p.bureau for p in self.partners) or "(none)"
         raise UnknownPeer(f"bureau {receiver} is not a partner of this node (partners: {names})")
 
-    async def resolve(self, record: Record, receiver: str = "") -> Route:
+    async def resolve(self, record: Record, receiver: str = "", agreement_id: str = "") -> Route:
         """Route ``record`` without sending it; raises what :meth:`send` would."""
-        correlation_id = ""
+        try:
+            return await self._resolve(record, receiver, agreement_id)
+        except AgreementRefused as exc:
+            # The refusal is part of the record of what crossed (and what did not).
+            await self.store.append_log(
+                [
+                    LogEvent(
+                        EventKind.REJECTED_FROM_LOCAL,
+                        Direction.OUTBOUND,
+                        peer=receiver,
+                        record_type=record.record_type.value,
+                        detail={
+                            "reason": exc.reason,
+                            "agreement": exc.agreement_id,
+                            "fields": ",".join(exc.fields),
+                            "error": exc.message[:300],
+                        },
+                    )
+                ]
+            )
+            raise
+
+    async def _resolve(self, record: Record, receiver: str, agreement_id: str) -> Route:
+        correlation_id, answered_agreement = "", ""
+        answers: OriginalType | None = None
         if isinstance(record, Feedback):
             original = await self.store.find_inbound_by_key(
                 record.original_type.value, record.original_number
@@ -132,7 +160,26 @@ class OutboundService:
                     f"cannot go to {receiver}"
                 )
             receiver, correlation_id = original.sender, original.message_id
-        return Route(self._partner(receiver), correlation_id)
+            answered_agreement = parse_header(parse_envelope(original.envelope).header).agreement_id
+            answers = record.original_type
+        partner = self._partner(receiver)
+        now = dt.datetime.now(dt.UTC)
+        record_type = RecordType(record.record_type)
+        agreement_id = agreement_id or partner.agreement
+        if not agreement_id:
+            try:
+                agreement_id = self.agreements.default_agreement(
+                    self.bureau, partner.bureau, record_type, now, answers=answers
+                ).id
+            except AgreementRefused:
+                # Feedback may travel under the agreement its record came under.
+                if not answered_agreement:
+                    raise
+                agreement_id = answered_agreement
+        allowed = self.agreements.for_outbound(
+            agreement_id, self.bureau, partner.bureau, record, now=now, suite=self.signer.suite.name
+        )
+        return Route(partner, agreement_id, allowed, correlation_id)
 
     async def send(
         self,
@@ -143,14 +190,14 @@ class OutboundService:
         idempotency_key: str = "",
     ) -> SendOutcome:
         try:
-            route = await self.resolve(record, receiver)
+            route = await self.resolve(record, receiver, agreement_id)
         except GatewayError as exc:
             self.hooks.local_send_handled(LocalSendHandled(record.record_type.value, exc.reason))
             raise
         partner, correlation_id = route.partner, route.correlation_id
+        record, agreement = route.record, route.agreement_id
         now = dt.datetime.now(dt.UTC)
         message_id = new_message_id()
-        agreement = agreement_id or partner.agreement
         envelope = seal_envelope(
             self.signer,
             message_id=message_id,

@@ -15,6 +15,7 @@ from grpc_status import rpc_status
 
 from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
 from gateway.adapter import EncodeContextInvalid
+from gateway.agreements import AgreementRefused
 from gateway.errors import (
     CertificateRejected,
     ConfigInvalid,
@@ -40,6 +41,7 @@ __all__ = ["ERROR_DOMAIN", "internal_status", "rejection_for", "status_code_for"
 ERROR_DOMAIN = "chuanyu.exchange.v1"
 
 _CODES: tuple[tuple[type[GatewayError], grpc.StatusCode], ...] = (
+    (AgreementRefused, grpc.StatusCode.PERMISSION_DENIED),
     (RecordInvalid, grpc.StatusCode.INVALID_ARGUMENT),
     (EnvelopeMalformed, grpc.StatusCode.INVALID_ARGUMENT),
     (PayloadDigestMismatch, grpc.StatusCode.INVALID_ARGUMENT),

@@ -26,7 +26,10 @@ from gateway.records import Record, RecordType, parse_record
 from gateway.signing import Ed25519Suite, Signer
 
 TONGLIANG, SUINING, CHENGDU = "500151", "510900", "510100"
-AGREEMENT = "SUI-TONG-MR-2024"
+ROOT = Path(__file__).resolve().parents[2]
+AGREEMENTS = ROOT / "agreements"
+AGREEMENT = "SUI-TONG-MR-2024"  # registrations, referrals and their feedback
+COMPLAINT_AGREEMENT = "SUI-TONG-CP-2024"  # consumer complaints and their feedback
 
 REGISTRATION: dict[str, Any] = {
     "record_type": "business_registration",
@@ -140,7 +143,9 @@ def node_config(
         "signing": {"cert": str(paths.signing_cert), "key": str(paths.signing_key)},
         "listen": {"peer": "127.0.0.1:0", "local": "127.0.0.1:0"},
         # Port 1 refuses connections until the test routes the partner to its real port.
-        "partners": [{"bureau": partner, "address": "127.0.0.1:1", "agreement": AGREEMENT}],
+        "agreements": {"directory": str(AGREEMENTS)},
+        # No fixed agreement: each record crosses under the agreement in force for its type.
+        "partners": [{"bureau": partner, "address": "127.0.0.1:1"}],
         "retry": {"base_seconds": 0.05, "cap_seconds": 0.5},
     }
     for name, values in sections.items():
@@ -160,6 +165,15 @@ def signer_for(pki: PkiLayout, bureau: str) -> Signer:
     )
 
 
+def agreement_for(rec: Record) -> str:
+    """The shipped agreement a record of this type crosses under."""
+    complaintish = rec.record_type is RecordType.CONSUMER_COMPLAINT or (
+        rec.record_type is RecordType.FEEDBACK
+        and getattr(rec, "original_type", None) == "consumer_complaint"
+    )
+    return COMPLAINT_AGREEMENT if complaintish else AGREEMENT
+
+
 def sealed(
     signer: Signer,
     rec: Record,
@@ -168,13 +182,14 @@ def sealed(
     created_at: dt.datetime | None = None,
     correlation_id: str = "",
     record_type: RecordType | None = None,
+    agreement_id: str | None = None,
 ) -> epb.Envelope:
     return seal_envelope(
         signer,
         message_id=new_message_id(),
         receiver=receiver,
         record_type=record_type or RecordType(rec.record_type),
-        agreement_id=AGREEMENT,
+        agreement_id=agreement_id or agreement_for(rec),
         correlation_id=correlation_id,
         payload=encode_payload(rec),
         created_at=created_at or dt.datetime.now(dt.UTC),

@@ -208,7 +208,7 @@ async def test_invalid_record_names_the_field(
         message_id="6f1c8f5e-7a53-4c39-9d1e-3a1e6f0d2b77",
         receiver=TONGLIANG,
         record_type=record(COMPLAINT).record_type,
-        agreement_id="SUI-TONG-MR-2024",
+        agreement_id="SUI-TONG-CP-2024",
         correlation_id="",
         payload=bad.SerializeToString(),
         created_at=dt.datetime.now(dt.UTC),

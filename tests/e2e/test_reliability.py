@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -159,7 +160,9 @@ async def test_over_the_call_limit_is_resource_exhausted_with_retry_info(
     async with GatewayNode(config) as node, peer_channel(pki, SUINING, node.peer_port) as channel:
         stub = exchange_stub(channel)
         signer = signer_for(pki, SUINING)
-        envelopes = [sealed(signer, record(COMPLAINT, complaint_number=f"TS-RL-{n}")) for n in range(4)]
+        envelopes = [
+            sealed(signer, record(COMPLAINT, complaint_number=f"TS-RL-{n}")) for n in range(4)
+        ]
         results = await asyncio.gather(
             *(submit(stub, e) for e in envelopes), return_exceptions=True
         )
@@ -167,7 +170,7 @@ async def test_over_the_call_limit_is_resource_exhausted_with_retry_info(
         assert len(refused) >= 2
         error = refused[0]
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        status = rpc_status.from_call(error)
         assert status is not None
         delays = []
         for detail in status.details:
@@ -200,7 +203,5 @@ async def test_the_sender_honours_the_retry_delay_and_delivers_everything(
         assert len(await suining.store.undelivered_inbound(0, 100)) == 30
 
 
-def _far_future() -> object:
-    import datetime as dt
-
+def _far_future() -> dt.datetime:
     return dt.datetime.now(dt.UTC) + dt.timedelta(days=1)

@@ -40,6 +40,9 @@ freshness_seconds = 600
 [logging]
 file = "logs/500151.log"
 
+[agreements]
+directory = "../agreements"
+
 [[partners]]
 bureau = "510900"
 name = "遂宁市市场监督管理局"
@@ -176,10 +179,7 @@ ERRORS: list[tuple[str, Mutation, str, str]] = [
     ("partner-bad-bureau", _put_partner("bureau", "abc"), "partners.0.bureau", "6 digits"),
     ("partner-bad-address", _put_partner("address", "gw.suining.example"),
      "partners.0.address", "host:port"),
-    ("partner-empty-agreement", _put_partner("agreement", ""), "partners.0.agreement",
-     "at least 1 character"),
-    ("partner-missing-agreement", lambda d: d["partners"][0].pop("agreement"),
-     "partners.0.agreement", "Field required"),
+    ("no-agreements-section", lambda d: d.pop("agreements"), "agreements", "Field required"),
     ("unknown-section", lambda d: d.__setitem__("listener", {}), "listener",
      "Extra inputs are not permitted"),
 ]  # fmt: skip

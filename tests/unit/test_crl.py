@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -214,7 +215,9 @@ def test_several_crls_of_one_ca_are_merged(pki: PkiLayout) -> None:
     verifier = SigningCertificateVerifier([ca_of(pki)], crls=[old, new])
     for bureau in (TONGLIANG, SUINING):
         data = der(pki.bureau(bureau).signing_cert)
-        assert rejection(lambda d=data: verifier.verify(d, now=NOW)).reason == CERTIFICATE_REVOKED
+        assert rejection(functools.partial(verifier.verify, data, now=NOW)).reason == (
+            CERTIFICATE_REVOKED
+        )
 
 
 def test_crl_of_another_ca_is_a_config_error(pki: PkiLayout, tmp_path: Path) -> None:

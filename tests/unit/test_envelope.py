@@ -13,7 +13,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
 from gateway.codec import encode_payload
@@ -55,6 +54,7 @@ from gateway.signing import (
     RECEIPT_LABEL,
     Ed25519Suite,
     Signer,
+    SigningKey,
     signing_input,
     suite_named,
 )
@@ -476,10 +476,10 @@ class _RenamedSuite:
 
     name = "sm2"
 
-    def check_private_key(self, key: PrivateKeyTypes) -> None:
+    def check_private_key(self, key: SigningKey) -> None:
         pass
 
-    def sign(self, key: PrivateKeyTypes, data: bytes) -> bytes:
+    def sign(self, key: SigningKey, data: bytes) -> bytes:
         assert isinstance(key, Ed25519PrivateKey)
         return key.sign(data)
 
