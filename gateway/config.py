@@ -70,6 +70,11 @@ class TlsSettings(_Frozen):
     ca: Path
     cert: Path
     key: Path
+    # The cooperation CA's revocation list (certs revoke/crl); re-read when the file changes.
+    crl: Path | None = None
+    crl_reload_seconds: Annotated[float, Field(gt=0, le=86400)] = 60.0
+    # Certificates expiring within this many days raise a warning (log, metric, health).
+    expiry_warning_days: Annotated[int, Field(ge=1, le=365)] = 30
 
 
 class SigningSettings(_Frozen):
@@ -209,6 +214,7 @@ _PATH_KEYS = (
     ("tls", "ca"),
     ("tls", "cert"),
     ("tls", "key"),
+    ("tls", "crl"),
     ("signing", "cert"),
     ("signing", "key"),
     ("logging", "file"),
@@ -217,7 +223,13 @@ _PATH_KEYS = (
     ("local_files", "inbound"),
     ("console", "metrics_token_file"),
 )
-_MUST_EXIST = _PATH_KEYS[1:6]  # the TLS and signing files
+_MUST_EXIST = (
+    ("tls", "ca"),
+    ("tls", "cert"),
+    ("tls", "key"),
+    ("signing", "cert"),
+    ("signing", "key"),
+)
 
 
 def parse_config(data: dict[str, Any], source: Path) -> NodeConfig:
@@ -236,9 +248,9 @@ def parse_config(data: dict[str, Any], source: Path) -> NodeConfig:
             for err in exc.errors(include_url=False)
         )
         raise ConfigInvalid(f"{source}: {problems}") from None
-    for section, key in _MUST_EXIST:
+    for section, key in (*_MUST_EXIST, ("tls", "crl")):
         path = getattr(getattr(config, section), key)
-        if not Path(path).is_file():
+        if path is not None and not Path(path).is_file():
             raise ConfigInvalid(f"{source}: {section}.{key}: file {path} does not exist")
     return config
 

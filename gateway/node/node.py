@@ -42,10 +42,14 @@ from gateway.node.services import (
 from gateway.pki import (
     SigningCertificateVerifier,
     bureau_of,
+    expiring_certificates,
     key_id,
+    key_matches_certificate,
     load_certificate,
     load_certificates,
+    load_crls,
     load_private_key,
+    signing_suite_of,
 )
 from gateway.signing import Signer, suite_named
 from gateway.store.base import OutboundState
@@ -94,7 +98,18 @@ def load_identity(config: NodeConfig) -> NodeIdentity:
     suite = suite_named(config.signing.suite)
     signing_key = load_private_key(config.signing.key)
     suite.check_private_key(signing_key)
-    verifier = SigningCertificateVerifier(cas)
+    if not key_matches_certificate(signing_cert, signing_key):
+        raise ConfigInvalid(
+            f"{config.source}: signing.key {config.signing.key} is not the key of "
+            f"signing.cert {config.signing.cert}"
+        )
+    if signing_suite_of(signing_cert) != suite.name:
+        raise ConfigInvalid(
+            f"{config.source}: signing.suite is {suite.name} but signing.cert holds a "
+            f"{signing_suite_of(signing_cert)} key"
+        )
+    crls = load_crls(config.tls.crl) if config.tls.crl is not None else []
+    verifier = SigningCertificateVerifier(cas, crls=crls)
     # Our own certificate must pass the checks our partners will make.
     verifier.verify(
         signing_cert.public_bytes(serialization.Encoding.DER), now=dt.datetime.now(dt.UTC)
@@ -274,6 +289,9 @@ class GatewayNode:
             self.console = Console(self, self.config.console)
             await self.console.start()
         self._tasks.append(asyncio.create_task(self._watch_store(), name="store-watch"))
+        self._tasks.append(
+            asyncio.create_task(self._watch_certificates(), name="certificate-watch")
+        )
         for folder in (self.outbound_folder, self.inbound_folder):
             if folder is not None:
                 self._tasks.append(asyncio.create_task(folder.run(), name=type(folder).__name__))
@@ -296,6 +314,7 @@ class GatewayNode:
                 exchange_handler(
                     self.inbound,
                     self.signal,
+                    self.identity.verifier,
                     PeerLimiter(
                         max_concurrent=self.config.limits.max_concurrent_calls,
                         rate=self.config.limits.calls_per_second,
@@ -362,6 +381,40 @@ class GatewayNode:
                     _log.error("store cannot commit (%s): not serving", self.store.last_error)
                 await self._set_serving(available)
             await asyncio.sleep(interval if not available else min(interval, 0.5))
+
+    def certificate_warnings(self) -> list[str]:
+        """Certificates of this node expiring within the warning period (or expired)."""
+        tls = self.config.tls
+        paths = [tls.ca, tls.cert, self.config.signing.cert]
+        soon = expiring_certificates(paths, tls.expiry_warning_days, dt.datetime.now(dt.UTC))
+        return [
+            f"{item.path.name} ({item.bureau or 'CA'}, {item.role}) expires "
+            f"{item.not_after:%Y-%m-%d}: {item.remaining.days} day(s) left"
+            for item in soon
+        ]
+
+    async def _watch_certificates(self) -> None:
+        """Re-read the CRL when it changes; warn about certificates that expire soon."""
+        tls = self.config.tls
+        crl_mtime = tls.crl.stat().st_mtime if tls.crl is not None else 0.0
+        next_expiry_check = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            if tls.crl is not None:
+                try:
+                    mtime = tls.crl.stat().st_mtime
+                    if mtime != crl_mtime:
+                        self.identity.verifier.set_crls(load_crls(tls.crl))
+                        crl_mtime = mtime
+                        _log.warning("revocation list %s reloaded", tls.crl)
+                except (OSError, GatewayError) as exc:
+                    # Keep the CRLs we have: a half-written file must not open the door.
+                    _log.error("cannot reload the revocation list %s: %s", tls.crl, exc)
+            if loop.time() >= next_expiry_check:
+                for warning in await asyncio.to_thread(self.certificate_warnings):
+                    _log.warning("certificate expiring: %s", warning)
+                next_expiry_check = loop.time() + 3600
+            await asyncio.sleep(tls.crl_reload_seconds)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking calls, let in-flight ones finish within ``grace``, then close."""

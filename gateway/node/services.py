@@ -32,7 +32,7 @@ from gateway.node.inbound import InboundService
 from gateway.node.limits import PeerLimiter
 from gateway.node.outbound import OutboundService
 from gateway.node.status import internal_status, rejection_for, status_for
-from gateway.pki import bureau_of_pem
+from gateway.pki import SigningCertificateVerifier, bureau_of_pem
 from gateway.store.base import OutboundState, Store
 
 __all__ = [
@@ -86,10 +86,19 @@ def _bureau_of_pem(pem: bytes) -> str | None:
     return bureau_of_pem(pem)
 
 
-def tls_peer_bureau(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
-    """The bureau bound to the caller's TLS client certificate (cached per certificate)."""
+def tls_peer_bureau(
+    context: grpc.aio.ServicerContext[Any, Any], verifier: SigningCertificateVerifier
+) -> str | None:
+    """The bureau bound to the caller's TLS client certificate, once the CRL allows it.
+
+    The handshake checked chain and validity; revocation is ours to check (gRPC has no
+    CRL support), on every call, so a CRL reload takes effect at once.
+    """
     pems = list(context.auth_context().get("x509_pem_cert") or ())
-    return _bureau_of_pem(pems[0]) if pems else None
+    if not pems:
+        return None
+    verifier.check_tls_peer(pems[0], now=dt.datetime.now(dt.UTC))
+    return _bureau_of_pem(pems[0])
 
 
 class InboxSignal:
@@ -113,13 +122,18 @@ class InboxSignal:
 
 
 def exchange_handler(
-    inbound: InboundService, signal: InboxSignal, limiter: PeerLimiter, *, stream_window: int
+    inbound: InboundService,
+    signal: InboxSignal,
+    verifier: SigningCertificateVerifier,
+    limiter: PeerLimiter,
+    *,
+    stream_window: int,
 ) -> grpc.GenericRpcHandler:
     async def submit(
         request: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> xpb.SubmitResponse:
         async def work() -> xpb.SubmitResponse:
-            peer = tls_peer_bureau(context)
+            peer = tls_peer_bureau(context, verifier)
             limiter.admit(peer or "")
             try:
                 parsed = _parse(request, xpb.SubmitRequest)
@@ -134,7 +148,11 @@ def exchange_handler(
     async def submit_stream(
         requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[xpb.SubmitStreamResponse]:
-        peer = tls_peer_bureau(context)
+        try:
+            peer = tls_peer_bureau(context, verifier)
+        except GatewayError as exc:
+            await context.abort_with_status(status_for(exc))
+            return
         # A bulk stream is never refused for load: it is slowed, envelope by envelope.
         results: asyncio.Queue[xpb.SubmitStreamResponse | None] = asyncio.Queue()
         window = asyncio.Semaphore(stream_window)

@@ -57,7 +57,8 @@ _CODES: tuple[tuple[type[GatewayError], grpc.StatusCode], ...] = (
     (StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
     (PeerUnavailable, grpc.StatusCode.UNAVAILABLE),
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (ConfigInvalid, grpc.StatusCode.FAILED_PRECONDITION),
+    # At run time a configuration problem (an expired CRL) is ours and may clear: retry later.
+    (ConfigInvalid, grpc.StatusCode.UNAVAILABLE),
     (EncodeContextInvalid, grpc.StatusCode.INVALID_ARGUMENT),
 )
 

@@ -52,7 +52,7 @@ CODES: list[tuple[type[GatewayError], grpc.StatusCode, str]] = [
     (NotFound, grpc.StatusCode.NOT_FOUND, "NOT_FOUND"),
     (StoreUnavailable, grpc.StatusCode.UNAVAILABLE, "STORE_UNAVAILABLE"),
     (PeerUnavailable, grpc.StatusCode.UNAVAILABLE, "PEER_UNAVAILABLE"),
-    (ConfigInvalid, grpc.StatusCode.FAILED_PRECONDITION, "CONFIG_INVALID"),
+    (ConfigInvalid, grpc.StatusCode.UNAVAILABLE, "CONFIG_INVALID"),
     (GatewayError, grpc.StatusCode.INTERNAL, "GATEWAY_ERROR"),
 ]
 
