@@ -135,6 +135,9 @@ class LimitSettings(_Frozen):
 
 
 class StorageSettings(_Frozen):
+    # Keys that encrypt stored envelopes (personal data) at rest. Default: beside the
+    # database as <database>.keys.json, created on first start with mode 0600.
+    key_file: Path | None = None
     # How long a write waits for a lock held by another process before failing UNAVAILABLE.
     busy_timeout_ms: Annotated[int, Field(ge=10, le=60_000)] = 5000
     # While commits fail, how often the node probes the store to come back by itself.
@@ -215,6 +218,7 @@ _PATH_KEYS = (
     ("tls", "cert"),
     ("tls", "key"),
     ("tls", "crl"),
+    ("storage", "key_file"),
     ("signing", "cert"),
     ("signing", "key"),
     ("logging", "file"),

@@ -16,7 +16,9 @@ from cryptography.hazmat.primitives import serialization
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
 from gateway.envelope import parse_envelope, parse_header
-from gateway.errors import NotFound, StoreUnavailable
+from gateway.errors import ConfigInvalid, NotFound, StoreUnavailable
+from gateway.store.at_rest import AtRest, default_key_file
+from gateway.vault import Vault
 
 __all__ = ["ExportedFiles", "export_envelope", "register"]
 
@@ -30,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("--db", type=Path, required=True, help="a node's SQLite database")
     export.add_argument("--message-id", required=True)
     export.add_argument("--out", type=Path, required=True, help="directory to write into")
+    export.add_argument(
+        "--key-file",
+        type=Path,
+        help="the node's at-rest key file (default: <db>.keys.json beside the database)",
+    )
     export.set_defaults(handler=_export)
 
 
@@ -43,7 +50,7 @@ def _pem(der: bytes) -> bytes:
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
 
 
-def _load(db: Path, message_id: str) -> tuple[bytes, bytes]:
+def _load(db: Path, message_id: str, at_rest: AtRest) -> tuple[bytes, bytes]:
     if not db.is_file():
         raise StoreUnavailable(f"no node database at {db}")
     try:
@@ -56,12 +63,16 @@ def _load(db: Path, message_id: str) -> tuple[bytes, bytes]:
             "ON r.message_id = o.message_id AND r.direction = 'received' WHERE o.message_id = ?",
             (message_id,),
         ).fetchone()
-        if row is None:
+        if row is not None:
+            row = (at_rest.open_outbound(message_id, bytes(row[0])), row[1])
+        else:
             row = conn.execute(
-                "SELECT i.envelope, r.receipt FROM inbox i LEFT JOIN receipts r "
+                "SELECT i.envelope, r.receipt, i.sender FROM inbox i LEFT JOIN receipts r "
                 "ON r.message_id = i.message_id AND r.direction = 'issued' WHERE i.message_id = ?",
                 (message_id,),
             ).fetchone()
+            if row is not None:
+                row = (at_rest.open_inbound(row[2], message_id, bytes(row[0])), row[1])
     except sqlite3.Error as exc:
         raise StoreUnavailable(f"cannot read {db}: {exc}") from exc
     finally:
@@ -71,8 +82,13 @@ def _load(db: Path, message_id: str) -> tuple[bytes, bytes]:
     return bytes(row[0]), bytes(row[1] or b"")
 
 
-def export_envelope(db: Path, message_id: str, out: Path) -> ExportedFiles:
-    envelope_bytes, receipt_bytes = _load(db, message_id)
+def export_envelope(
+    db: Path, message_id: str, out: Path, key_file: Path | None = None
+) -> ExportedFiles:
+    key_file = key_file or default_key_file(db)
+    if not key_file.is_file():
+        raise ConfigInvalid(f"no at-rest key file {key_file}: stored envelopes are encrypted")
+    envelope_bytes, receipt_bytes = _load(db, message_id, AtRest(Vault.load(key_file)))
     envelope = parse_envelope(envelope_bytes)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, bytes] = {
@@ -98,7 +114,7 @@ def export_envelope(db: Path, message_id: str, out: Path) -> ExportedFiles:
 
 
 def _export(args: argparse.Namespace) -> int:
-    exported = export_envelope(args.db, args.message_id, args.out)
+    exported = export_envelope(args.db, args.message_id, args.out, args.key_file)
     for name in exported.names:
         print(exported.directory / name)
     if "receipt.bin" not in exported.names:

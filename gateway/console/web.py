@@ -876,9 +876,15 @@ class Console:
         if message is None:
             raise _Refused(404, "not_found", "没有这条记录")
         issuer = message.peer if direction == "outbound" else bureau
+        at_rest = self.node.store.at_rest
+        envelope = (
+            at_rest.open_outbound(message_id, message.envelope)
+            if direction == "outbound"
+            else at_rest.open_inbound(message.peer, message_id, message.envelope)
+        )
         view = await asyncio.to_thread(
             build_record_view,
-            message.envelope,
+            envelope,
             message.receipt,
             receipt_issuer=issuer,
             verifier=self.node.identity.verifier,

@@ -52,6 +52,7 @@ from gateway.pki import (
     signing_suite_of,
 )
 from gateway.signing import Signer, suite_named
+from gateway.store.at_rest import default_key_file, open_vault
 from gateway.store.base import OutboundState
 from gateway.store.sqlite import SqliteStore
 from gateway.translog import Direction, EventKind, LogEvent
@@ -165,10 +166,12 @@ class GatewayNode:
         self.identity = load_identity(config)
         # A bad agreement file stops the node here, naming file, key and rule.
         self.agreements = load_agreements(config.agreements.directory)
+        key_file = config.storage.key_file or default_key_file(config.node.database)
         self.store = SqliteStore(
             config.node.database,
             bureau=config.bureau,
             busy_timeout_ms=config.storage.busy_timeout_ms,
+            vault=open_vault(key_file),
         )
         self.serving = False
         self.signal = InboxSignal()

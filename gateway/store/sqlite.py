@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.errors import StoreUnavailable
+from gateway.store.at_rest import AtRest
 from gateway.store.base import InboundAcceptance, InboundRow, OutboundRow, OutboundState
 from gateway.translog import (
     GENESIS_HASH,
@@ -33,6 +34,7 @@ from gateway.translog import (
     canonical_entry_bytes,
     entry_hash,
 )
+from gateway.vault import Vault
 
 __all__ = ["SqliteStore", "iter_log_file", "read_outbound_file"]
 
@@ -337,7 +339,7 @@ _INBOX_COLUMNS = (
 )
 
 
-def _outbound(row: Sequence[Any], receipt: bytes = b"") -> OutboundRow:
+def _outbound(row: Sequence[Any], at_rest: AtRest, receipt: bytes = b"") -> OutboundRow:
     return OutboundRow(
         message_id=row[0],
         receiver=row[1],
@@ -345,7 +347,7 @@ def _outbound(row: Sequence[Any], receipt: bytes = b"") -> OutboundRow:
         record_key=row[3],
         correlation_id=row[4],
         idempotency_key=row[5] or "",
-        envelope=bytes(row[6]),
+        envelope=at_rest.open_outbound(row[0], bytes(row[6])),
         created_at=dt.datetime.fromisoformat(row[7]),
         state=OutboundState(row[8]),
         attempts=int(row[9]),
@@ -355,7 +357,7 @@ def _outbound(row: Sequence[Any], receipt: bytes = b"") -> OutboundRow:
     )
 
 
-def _inbound(row: Sequence[Any], receipt: bytes = b"") -> InboundRow:
+def _inbound(row: Sequence[Any], at_rest: AtRest, receipt: bytes = b"") -> InboundRow:
     return InboundRow(
         seq=int(row[0]),
         sender=row[1],
@@ -363,7 +365,7 @@ def _inbound(row: Sequence[Any], receipt: bytes = b"") -> InboundRow:
         record_type=row[3],
         record_key=row[4],
         correlation_id=row[5],
-        envelope=bytes(row[6]),
+        envelope=at_rest.open_inbound(row[1], row[2], bytes(row[6])),
         header_sha256=bytes(row[7]),
         payload_sha256=bytes(row[8]),
         received_at=dt.datetime.fromisoformat(row[9]),
@@ -382,9 +384,17 @@ def _receipt(conn: sqlite3.Connection, issuer: str, message_id: str) -> bytes:
 class SqliteStore:
     """The :class:`~gateway.store.Store` on one SQLite file."""
 
-    def __init__(self, path: Path, *, bureau: str, busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        bureau: str,
+        busy_timeout_ms: int = 5000,
+        vault: Vault | None = None,
+    ) -> None:
         self.path = path
         self.bureau = bureau
+        self.at_rest = AtRest(vault)
         self._writer = _Worker("store-writer", path, writer=True, busy_timeout_ms=busy_timeout_ms)
         self._reader = _Worker("store-reader", path, writer=False, busy_timeout_ms=busy_timeout_ms)
         self._opened = False
@@ -451,7 +461,7 @@ class SqliteStore:
                     (row.idempotency_key,),
                 ).fetchone()
                 if existing is not None:
-                    return _outbound(existing), False
+                    return _outbound(existing, self.at_rest), False
             conn.execute(
                 f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -461,7 +471,7 @@ class SqliteStore:
                     row.record_key,
                     row.correlation_id,
                     row.idempotency_key or None,
-                    row.envelope,
+                    self.at_rest.seal_outbound(row.message_id, row.envelope),
                     _iso(row.created_at),
                     row.state.value,
                     row.attempts,
@@ -488,7 +498,7 @@ class SqliteStore:
                 "ORDER BY next_attempt_at, rowid LIMIT ?",
                 (receiver, OutboundState.PENDING.value, now.timestamp(), limit),
             ).fetchall()
-            return [_outbound(r) for r in rows]
+            return [_outbound(r, self.at_rest) for r in rows]
 
         result: list[OutboundRow] = await self._reader.submit(job)
         return result
@@ -511,7 +521,7 @@ class SqliteStore:
             ).fetchone()
             if row is None:
                 return None
-            return _outbound(row, _receipt(conn, row[1], message_id))
+            return _outbound(row, self.at_rest, _receipt(conn, row[1], message_id))
 
         result: OutboundRow | None = await self._reader.submit(job)
         return result
@@ -525,7 +535,7 @@ class SqliteStore:
                 "AND receiver = ? ORDER BY rowid DESC LIMIT 1",
                 (record_type, record_key, receiver),
             ).fetchone()
-            return None if row is None else _outbound(row)
+            return None if row is None else _outbound(row, self.at_rest)
 
         result: OutboundRow | None = await self._reader.submit(job)
         return result
@@ -639,7 +649,7 @@ class SqliteStore:
                 f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = ? ORDER BY rowid LIMIT ?",
                 (state.value, limit),
             ).fetchall()
-            return [_outbound(r) for r in rows]
+            return [_outbound(r, self.at_rest) for r in rows]
 
         result: list[OutboundRow] = await self._reader.submit(job)
         return result
@@ -649,7 +659,8 @@ class SqliteStore:
     ) -> None:
         def job(conn: sqlite3.Connection, log: _LogAppender) -> None:
             conn.execute(
-                "UPDATE outbox SET envelope = ? WHERE message_id = ?", (envelope, message_id)
+                "UPDATE outbox SET envelope = ? WHERE message_id = ?",
+                (self.at_rest.seal_outbound(message_id, envelope), message_id),
             )
             log.append(conn, events)
 
@@ -668,7 +679,7 @@ class SqliteStore:
             if existing is not None:
                 log.append(conn, duplicate_events)
                 receipt = _receipt(conn, self.bureau, row.message_id)
-                return InboundAcceptance(_inbound(existing, receipt), created=False)
+                return InboundAcceptance(_inbound(existing, self.at_rest, receipt), created=False)
             cursor = conn.execute(
                 "INSERT INTO inbox (sender, message_id, record_type, record_key, correlation_id, "
                 "envelope, header_sha256, payload_sha256, received_at) "
@@ -679,7 +690,7 @@ class SqliteStore:
                     row.record_type,
                     row.record_key,
                     row.correlation_id,
-                    row.envelope,
+                    self.at_rest.seal_inbound(row.sender, row.message_id, row.envelope),
                     row.header_sha256,
                     row.payload_sha256,
                     _iso(row.received_at),
@@ -715,7 +726,7 @@ class SqliteStore:
                 params.extend(record_types)
             sql += " ORDER BY seq LIMIT ?"
             params.append(limit)
-            return [_inbound(r) for r in conn.execute(sql, params).fetchall()]
+            return [_inbound(r, self.at_rest) for r in conn.execute(sql, params).fetchall()]
 
         result: list[InboundRow] = await self._reader.submit(job)
         return result
@@ -761,7 +772,7 @@ class SqliteStore:
                 "ORDER BY seq DESC LIMIT 1",
                 (record_type, record_key),
             ).fetchone()
-            return None if row is None else _inbound(row)
+            return None if row is None else _inbound(row, self.at_rest)
 
         result: InboundRow | None = await self._reader.submit(job)
         return result
@@ -814,15 +825,19 @@ def iter_log_file(path: Path, after_seq: int = 0) -> Iterator[LogEntry]:
         raise StoreUnavailable(f"cannot read {path}: {exc}") from exc
 
 
-def read_outbound_file(path: Path) -> list[OutboundRow]:
-    """Every outbound message of a node database, with receipts, read-only and in order."""
+def read_outbound_file(path: Path, vault: Vault | None = None) -> list[OutboundRow]:
+    """Every outbound message of a node database, with receipts, read-only and in order.
+
+    Without the node's ``vault`` the envelopes stay sealed (receipts are in the clear).
+    """
+    at_rest = AtRest(vault)
     if not path.exists():
         raise StoreUnavailable(f"no node database at {path}")
     try:
         conn = _connect(path, readonly=True)
         try:
             rows = conn.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY rowid").fetchall()
-            return [_outbound(r, _receipt(conn, r[1], r[0])) for r in rows]
+            return [_outbound(r, at_rest, _receipt(conn, r[1], r[0])) for r in rows]
         finally:
             conn.close()
     except sqlite3.Error as exc:

@@ -256,3 +256,21 @@ async def test_no_personal_information_reaches_the_logs(
     )
     for value in PERSONAL:
         assert value not in text, f"{value!r} appears unmasked"
+
+
+async def test_stored_envelopes_are_encrypted_at_rest(pair: NodePair) -> None:
+    async with pair.local(pair.tongliang) as channel:
+        stub = local_stub(channel)
+        await wait_delivered(stub, await send_local(stub, record(COMPLAINT)))
+    for node in (pair.tongliang, pair.suining):
+        database = node.config.node.database
+        raw = b"".join(
+            p.read_bytes() for p in database.parent.glob(database.name + "*") if p.suffix != ".json"
+        )
+        for value in ("13800138000", "李四", "空调"):
+            assert value.encode() not in raw, f"{value} in clear in {database}"
+        key_file = database.with_name(database.name + ".keys.json")
+        assert key_file.stat().st_mode & 0o777 == 0o600
+    # The node itself reads them back: the partner got the record intact.
+    rows = await pair.suining.store.undelivered_inbound(0, 10)
+    assert "13800138000".encode() in rows[0].envelope
