@@ -273,4 +273,4 @@ async def test_stored_envelopes_are_encrypted_at_rest(pair: NodePair) -> None:
         assert key_file.stat().st_mode & 0o777 == 0o600
     # The node itself reads them back: the partner got the record intact.
     rows = await pair.suining.store.undelivered_inbound(0, 10)
-    assert "13800138000".encode() in rows[0].envelope
+    assert b"13800138000" in rows[0].envelope
