@@ -144,6 +144,11 @@ class StorageSettings(_Frozen):
     probe_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
 
 
+class RetentionSettings(_Frozen):
+    # How often the job looks for payloads past their agreement's retention period.
+    interval_seconds: Annotated[float, Field(gt=0)] = 3600.0
+
+
 class LocalFilesSettings(_Frozen):
     """Folders through which the bureau's local systems exchange files in their own format."""
 
@@ -185,6 +190,7 @@ class NodeConfig(_Frozen):
     agreements: AgreementSettings
     storage: StorageSettings = StorageSettings()
     limits: LimitSettings = LimitSettings()
+    retention: RetentionSettings = RetentionSettings()
     local_files: LocalFilesSettings | None = None
     console: ConsoleSettings | None = None
     partners: tuple[PartnerConfig, ...] = ()

@@ -52,6 +52,7 @@ class EventKind(enum.StrEnum):
     DEAD_LETTERED = "dead_lettered"
     REDRIVEN = "redriven"
     PERSONAL_DATA_VIEWED = "personal_data_viewed"  # an operator unmasked a record (console)
+    PURGED = "purged"  # personal information removed from a stored payload after retention
 
 
 @dataclass(frozen=True, slots=True)

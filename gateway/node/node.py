@@ -32,6 +32,7 @@ from gateway.node.hooks import HookChain
 from gateway.node.inbound import InboundService
 from gateway.node.limits import PeerLimiter
 from gateway.node.outbound import OutboundService, OutboxDispatcher
+from gateway.node.retention import RetentionJob
 from gateway.node.services import (
     EXCHANGE_SERVICE,
     LOCAL_SERVICE,
@@ -224,6 +225,9 @@ class GatewayNode:
             hooks=self.hooks,
         )
         self._local_files()
+        self.retention = RetentionJob(
+            self.store, self.agreements, config.retention.interval_seconds
+        )
 
     def _local_files(self) -> None:
         settings = self.config.local_files
@@ -292,6 +296,7 @@ class GatewayNode:
             self.console = Console(self, self.config.console)
             await self.console.start()
         self._tasks.append(asyncio.create_task(self._watch_store(), name="store-watch"))
+        self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
         self._tasks.append(
             asyncio.create_task(self._watch_certificates(), name="certificate-watch")
         )

@@ -22,6 +22,7 @@ __all__ = [
     "OutboundRow",
     "OutboundState",
     "Store",
+    "StoredPayload",
 ]
 
 
@@ -63,6 +64,17 @@ class InboundRow:
     seq: int = 0  # arrival order, assigned by the store
     receipt: bytes = b""  # the receipt we issued
     delivered_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPayload:
+    """A stored envelope not yet purged, for the retention job."""
+
+    direction: str  # "outbound" or "inbound"
+    sender: str
+    message_id: str
+    stored_at: dt.datetime
+    envelope: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +165,18 @@ class Store(Protocol):
     async def find_outbound_by_key(
         self, record_type: str, record_key: str, receiver: str
     ) -> OutboundRow | None: ...
+
+    # -- retention -------------------------------------------------------------
+    async def unpurged_payloads(
+        self, stored_before: dt.datetime, after: tuple[str, str, str], limit: int
+    ) -> list[StoredPayload]:
+        """Stored envelopes older than the cutoff and not purged, in a stable order after
+        ``after`` = (direction, sender, message id)."""
+
+    async def purge_payload(
+        self, item: StoredPayload, envelope: bytes, events: Sequence[LogEvent]
+    ) -> None:
+        """Replace a stored envelope by its anonymised form and mark it purged."""
 
     # -- transfer log --------------------------------------------------------
     async def append_log(self, events: Sequence[LogEvent]) -> None: ...

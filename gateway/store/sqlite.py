@@ -23,7 +23,13 @@ from typing import Any, TypeVar
 
 from gateway.errors import StoreUnavailable
 from gateway.store.at_rest import AtRest
-from gateway.store.base import InboundAcceptance, InboundRow, OutboundRow, OutboundState
+from gateway.store.base import (
+    InboundAcceptance,
+    InboundRow,
+    OutboundRow,
+    OutboundState,
+    StoredPayload,
+)
 from gateway.translog import (
     GENESIS_HASH,
     Direction,
@@ -54,7 +60,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
     last_error      TEXT NOT NULL DEFAULT '',
-    delivered_at    TEXT
+    delivered_at    TEXT,
+    purged_at       TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (receiver, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_key ON outbox (record_type, record_key);
@@ -72,6 +79,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     payload_sha256 BLOB NOT NULL,
     received_at    TEXT NOT NULL,
     delivered_at   TEXT,
+    purged_at      TEXT,
     UNIQUE (sender, message_id)
 );
 CREATE INDEX IF NOT EXISTS inbox_undelivered ON inbox (delivered_at, seq);
@@ -256,6 +264,7 @@ class _Worker:
             conn = _connect(self._path, busy_timeout_ms=self._busy_timeout_ms)
             if self._writer:
                 conn.executescript(_SCHEMA)
+                _migrate(conn)
                 self.log.load(conn)
         except BaseException as exc:  # reported to start()
             self._startup_error = exc
@@ -324,6 +333,14 @@ class _Worker:
             outcomes = [(work, None, failure) for work in batch]
         for work, result, error in outcomes:
             work.loop.call_soon_threadsafe(_settle, work.future, result, error)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database made by an earlier version up to the current schema."""
+    for table in ("outbox", "inbox"):
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if "purged_at" not in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN purged_at TEXT")
 
 
 # ---------------------------------------------------------------------------
@@ -776,6 +793,75 @@ class SqliteStore:
 
         result: InboundRow | None = await self._reader.submit(job)
         return result
+
+    # -- retention -------------------------------------------------------------
+
+    async def unpurged_payloads(
+        self, stored_before: dt.datetime, after: tuple[str, str, str], limit: int
+    ) -> list[StoredPayload]:
+        def job(conn: sqlite3.Connection, _: _LogAppender) -> list[StoredPayload]:
+            rows = conn.execute(
+                "SELECT direction, sender, message_id, stored_at, envelope FROM ("
+                "SELECT 'inbound' AS direction, sender, message_id, received_at AS stored_at, "
+                "envelope FROM inbox WHERE purged_at IS NULL AND received_at < :cutoff "
+                "UNION ALL SELECT 'outbound', :me, message_id, created_at, envelope FROM outbox "
+                "WHERE purged_at IS NULL AND created_at < :cutoff) "
+                "WHERE (direction, sender, message_id) > (:d, :s, :m) "
+                "ORDER BY direction, sender, message_id LIMIT :limit",
+                {
+                    "cutoff": _iso(stored_before),
+                    "me": self.bureau,
+                    "d": after[0],
+                    "s": after[1],
+                    "m": after[2],
+                    "limit": limit,
+                },
+            ).fetchall()
+            out = []
+            for direction, sender, message_id, stored_at, blob in rows:
+                envelope = (
+                    self.at_rest.open_inbound(sender, message_id, bytes(blob))
+                    if direction == "inbound"
+                    else self.at_rest.open_outbound(message_id, bytes(blob))
+                )
+                out.append(
+                    StoredPayload(
+                        direction,
+                        sender,
+                        message_id,
+                        dt.datetime.fromisoformat(stored_at),
+                        envelope,
+                    )
+                )
+            return out
+
+        result: list[StoredPayload] = await self._reader.submit(job)
+        return result
+
+    async def purge_payload(
+        self, item: StoredPayload, envelope: bytes, events: Sequence[LogEvent]
+    ) -> None:
+        def job(conn: sqlite3.Connection, log: _LogAppender) -> None:
+            now = _iso(_now())
+            if item.direction == "inbound":
+                conn.execute(
+                    "UPDATE inbox SET envelope = ?, purged_at = ? "
+                    "WHERE sender = ? AND message_id = ?",
+                    (
+                        self.at_rest.seal_inbound(item.sender, item.message_id, envelope),
+                        now,
+                        item.sender,
+                        item.message_id,
+                    ),
+                )
+            else:
+                conn.execute(
+                    "UPDATE outbox SET envelope = ?, purged_at = ? WHERE message_id = ?",
+                    (self.at_rest.seal_outbound(item.message_id, envelope), now, item.message_id),
+                )
+            log.append(conn, events)
+
+        await self._writer.submit(job)
 
     # -- transfer log --------------------------------------------------------
 

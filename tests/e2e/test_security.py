@@ -39,6 +39,7 @@ from gateway.codec import record_to_proto
 from gateway.node import GatewayNode
 from gateway.pki import PkiLayout, init_pki, load_certificate, revoke_certificate
 from gateway.store.sqlite import iter_log_file
+from gateway.translog import verify_chain
 
 pytestmark = pytest.mark.e2e
 
@@ -274,3 +275,25 @@ async def test_stored_envelopes_are_encrypted_at_rest(pair: NodePair) -> None:
     # The node itself reads them back: the partner got the record intact.
     rows = await pair.suining.store.undelivered_inbound(0, 10)
     assert b"13800138000" in rows[0].envelope
+
+
+async def test_retention_purges_personal_information_and_keeps_the_log_verifiable(
+    pair: NodePair,
+) -> None:
+    async with pair.local(pair.tongliang) as channel:
+        stub = local_stub(channel)
+        message_id = await send_local(stub, record(COMPLAINT))
+        await wait_delivered(stub, message_id)
+    # Four years on: past the complaint agreement's 1095 days on both sides.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=4 * 365)
+    for node in (pair.tongliang, pair.suining):
+        assert await node.retention.run_once(later) == 1
+        assert await node.retention.run_once(later) == 0  # nothing left to purge
+        db = node.config.node.database
+        purges = [e for e in iter_log_file(db) if e.kind == "purged"]
+        assert [p.message_id for p in purges] == [message_id]
+        assert "complainant.phone" in purges[0].detail and "13800138000" not in purges[0].detail
+        assert verify_chain(iter_log_file(db)).ok
+    rows = await pair.suining.store.undelivered_inbound(0, 10)
+    assert b"13800138000" not in rows[0].envelope and "李四".encode() not in rows[0].envelope
+    assert "空调".encode() in rows[0].envelope  # what is not personal stays
