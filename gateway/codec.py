@@ -34,6 +34,7 @@ __all__ = [
     "record_to_proto",
     "record_type_from_proto",
     "record_type_to_proto",
+    "to_datetime",
 ]
 
 _RECORD_TYPE_PREFIX = "RECORD_TYPE_"
@@ -76,11 +77,28 @@ def _timestamp(value: dt.datetime) -> Timestamp:
     return ts
 
 
-def _datetime(message: Any, field: str) -> dt.datetime | None:
+def to_datetime(ts: Timestamp, *, field: str) -> dt.datetime:
+    """An aware datetime, or ``EnvelopeMalformed`` naming ``field`` when out of range.
+
+    protobuf represents any 64-bit seconds value; Python's datetime only years 1-9999.
+    """
+    try:
+        return ts.ToDatetime(tzinfo=dt.UTC)
+    except (ValueError, OverflowError) as exc:
+        raise EnvelopeMalformed(
+            f"{field} is not a representable time (seconds={ts.seconds}, nanos={ts.nanos})"
+        ) from exc
+
+
+def _datetime(message: Any, field: str) -> dt.datetime | str | None:
     if not message.HasField(field):
         return None
     ts: Timestamp = getattr(message, field)
-    return ts.ToDatetime(tzinfo=dt.UTC)
+    try:
+        return ts.ToDatetime(tzinfo=dt.UTC)
+    except (ValueError, OverflowError):
+        # Handed on as text, so the record's validation names the field and refuses it.
+        return f"out-of-range timestamp {ts.seconds}s"
 
 
 def _opt(value: str) -> str | None:

@@ -149,6 +149,11 @@ class RetentionSettings(_Frozen):
     interval_seconds: Annotated[float, Field(gt=0)] = 3600.0
 
 
+class ReconcileSettings(_Frozen):
+    # Every interval each node reconciles the interval before the last with every partner.
+    interval_seconds: Annotated[float, Field(gt=0)] = 3600.0
+
+
 class LocalFilesSettings(_Frozen):
     """Folders through which the bureau's local systems exchange files in their own format."""
 
@@ -191,6 +196,7 @@ class NodeConfig(_Frozen):
     storage: StorageSettings = StorageSettings()
     limits: LimitSettings = LimitSettings()
     retention: RetentionSettings = RetentionSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     local_files: LocalFilesSettings | None = None
     console: ConsoleSettings | None = None
     partners: tuple[PartnerConfig, ...] = ()

@@ -18,7 +18,12 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
-from gateway.codec import decode_payload, record_type_from_proto, record_type_to_proto
+from gateway.codec import (
+    decode_payload,
+    record_type_from_proto,
+    record_type_to_proto,
+    to_datetime,
+)
 from gateway.errors import (
     EnvelopeMalformed,
     EnvelopeStale,
@@ -206,7 +211,7 @@ def open_envelope(
             f"envelope {header.message_id} is addressed to bureau {header.receiver}, "
             f"this node is {receiver}"
         )
-    created_at = header.created_at.ToDatetime(tzinfo=dt.UTC)
+    created_at = to_datetime(header.created_at, field="header.created_at")
     if created_at < now - freshness.max_age:
         raise EnvelopeStale(
             f"envelope {header.message_id} was created at {created_at.isoformat()}, "
@@ -342,5 +347,7 @@ def verify_receipt(
     if body.status != epb.RECEIPT_STATUS_ACCEPTED:
         raise SignatureInvalid("receipt status is not ACCEPTED", reason="RECEIPT_STATUS")
     return VerifiedReceipt(
-        body=body, signer=signer, received_at=body.received_at.ToDatetime(tzinfo=dt.UTC)
+        body=body,
+        signer=signer,
+        received_at=to_datetime(body.received_at, field="receipt received_at"),
     )

@@ -52,6 +52,7 @@ class EventKind(enum.StrEnum):
     DEAD_LETTERED = "dead_lettered"
     REDRIVEN = "redriven"
     PERSONAL_DATA_VIEWED = "personal_data_viewed"  # an operator unmasked a record (console)
+    CHECKPOINT = "checkpoint"  # signed reconciliation checkpoints exchanged with a partner
     PURGED = "purged"  # personal information removed from a stored payload after retention
 
 

@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "gateway.cli.envelope",
     "gateway.cli.adapters",
     "gateway.cli.operators",
+    "gateway.cli.operations",
 )
 
 
@@ -34,13 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from chuanyu.exchange.v1 import exchange_service_pb2, local_service_pb2
+from chuanyu.exchange.v1 import exchange_service_pb2, local_service_pb2, operator_service_pb2
 from gateway.adapter import load_adapter
 from gateway.agreements import load_agreements
 from gateway.config import NodeConfig
@@ -32,13 +32,16 @@ from gateway.node.hooks import HookChain
 from gateway.node.inbound import InboundService
 from gateway.node.limits import PeerLimiter
 from gateway.node.outbound import OutboundService, OutboxDispatcher
+from gateway.node.reconcile import Reconciler
 from gateway.node.retention import RetentionJob
 from gateway.node.services import (
     EXCHANGE_SERVICE,
     LOCAL_SERVICE,
+    OPERATOR_SERVICE,
     InboxSignal,
     exchange_handler,
     local_handler,
+    operator_handler,
 )
 from gateway.pki import (
     SigningCertificateVerifier,
@@ -225,6 +228,14 @@ class GatewayNode:
             hooks=self.hooks,
         )
         self._local_files()
+        self.reconciler = Reconciler(
+            bureau=config.bureau,
+            partners=frozenset(self.dispatchers),
+            signer=self.identity.signer,
+            verifier=self.identity.verifier,
+            store=self.store,
+            callers={b: d.call_reconcile for b, d in self.dispatchers.items()},
+        )
         self.retention = RetentionJob(
             self.store, self.agreements, config.retention.interval_seconds
         )
@@ -297,6 +308,12 @@ class GatewayNode:
             await self.console.start()
         self._tasks.append(asyncio.create_task(self._watch_store(), name="store-watch"))
         self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
+        if self.dispatchers:
+            self._tasks.append(
+                asyncio.create_task(
+                    self.reconciler.run(self.config.reconcile.interval_seconds), name="reconcile"
+                )
+            )
         self._tasks.append(
             asyncio.create_task(self._watch_certificates(), name="certificate-watch")
         )
@@ -328,6 +345,7 @@ class GatewayNode:
                         rate=self.config.limits.calls_per_second,
                         burst=self.config.limits.burst,
                     ),
+                    self.reconciler,
                     stream_window=self.config.exchange.stream_window,
                 )
             ]
@@ -346,11 +364,22 @@ class GatewayNode:
             raise ConfigInvalid(f"cannot listen on {self.config.listen.peer} (listen.peer)")
 
         local = grpc.aio.server(options=options)
-        local.add_generic_rpc_handlers([local_handler(self.outbound, self.store, self.signal)])
+        local.add_generic_rpc_handlers(
+            [
+                local_handler(self.outbound, self.store, self.signal),
+                operator_handler(
+                    self.store,
+                    lambda message_id, operator: self.redrive(message_id, operator=operator),
+                    self.reconciler,
+                    next(iter(sorted(self.dispatchers)), ""),
+                ),
+            ]
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, local)
         reflection.enable_server_reflection(
             (
                 local_service_pb2.DESCRIPTOR.services_by_name["LocalService"].full_name,
+                operator_service_pb2.DESCRIPTOR.services_by_name["OperatorService"].full_name,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ),
@@ -371,7 +400,7 @@ class GatewayNode:
             if serving
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
-        for name in ("", EXCHANGE_SERVICE, LOCAL_SERVICE):
+        for name in ("", EXCHANGE_SERVICE, LOCAL_SERVICE, OPERATOR_SERVICE):
             await self._health.set(name, status)
 
     async def _watch_store(self) -> None:

@@ -38,7 +38,7 @@ from gateway.envelope import (
     seal_envelope,
     verify_receipt,
 )
-from gateway.errors import GatewayError, UnknownCorrelation, UnknownPeer
+from gateway.errors import GatewayError, PeerUnavailable, UnknownCorrelation, UnknownPeer
 from gateway.node.hooks import DeliveryAttempt, HookChain, LocalSendHandled, PeerHealth
 from gateway.pki import SigningCertificateVerifier
 from gateway.records import Feedback, OriginalType, Record, RecordType, record_key
@@ -335,6 +335,19 @@ class OutboxDispatcher:
             self._stub = xgrpc.ExchangeServiceStub(self._channel)
         return self._stub
 
+    async def call_reconcile(self, request: xpb.ReconcileRequest) -> xpb.ReconcileResponse:
+        """Ask the partner for its signed account of a period."""
+        try:
+            response: xpb.ReconcileResponse = await self._ensure_stub().Reconcile(
+                request, timeout=self.exchange.call_timeout_seconds * 3
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise PeerUnavailable(
+                f"bureau {self.partner.bureau} did not answer the reconciliation: "
+                f"{exc.code().name}: {exc.details()}"
+            ) from exc
+        return response
+
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
@@ -584,7 +597,8 @@ class OutboxDispatcher:
                 await self.store.mark_delivered(
                     row.message_id,
                     receipt.SerializeToString(),
-                    [
+                    received_at=verified.received_at,
+                    events=[
                         event(
                             EventKind.SENT,
                             receipt_key_id=verified.body.key_id,

@@ -15,7 +15,7 @@ import datetime as dt
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -24,13 +24,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
 from chuanyu.exchange.v1 import local_service_pb2 as lpb
+from chuanyu.exchange.v1 import operator_service_pb2 as opb
 from chuanyu.exchange.v1 import records_pb2 as rpb
-from gateway.codec import record_from_proto, record_type_to_proto
+from gateway.codec import record_from_proto, record_type_to_proto, to_datetime
 from gateway.envelope import parse_envelope, parse_header
 from gateway.errors import EnvelopeMalformed, GatewayError, NotFound
 from gateway.node.inbound import InboundService
 from gateway.node.limits import PeerLimiter
 from gateway.node.outbound import OutboundService
+from gateway.node.reconcile import Reconciler
 from gateway.node.status import internal_status, rejection_for, status_for
 from gateway.pki import SigningCertificateVerifier, bureau_of_pem
 from gateway.store.base import OutboundState, Store
@@ -38,13 +40,16 @@ from gateway.store.base import OutboundState, Store
 __all__ = [
     "EXCHANGE_SERVICE",
     "LOCAL_SERVICE",
+    "OPERATOR_SERVICE",
     "InboxSignal",
     "exchange_handler",
     "local_handler",
+    "operator_handler",
 ]
 
 EXCHANGE_SERVICE = "chuanyu.exchange.v1.ExchangeService"
 LOCAL_SERVICE = "chuanyu.exchange.v1.LocalService"
+OPERATOR_SERVICE = "chuanyu.exchange.v1.OperatorService"
 
 _log = logging.getLogger("chuanyu.grpc")
 M = TypeVar("M", bound=Message)
@@ -126,9 +131,24 @@ def exchange_handler(
     signal: InboxSignal,
     verifier: SigningCertificateVerifier,
     limiter: PeerLimiter,
+    reconciler: Reconciler,
     *,
     stream_window: int,
 ) -> grpc.GenericRpcHandler:
+    async def reconcile(
+        request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> xpb.ReconcileResponse:
+        async def work() -> xpb.ReconcileResponse:
+            peer = tls_peer_bureau(context, verifier)
+            limiter.admit(peer or "")
+            try:
+                parsed = _parse(request, xpb.ReconcileRequest)
+                return await reconciler.answer(parsed, tls_peer=peer)
+            finally:
+                limiter.release(peer or "")
+
+        return await _guarded(context, work())
+
     async def submit(
         request: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> xpb.SubmitResponse:
@@ -221,6 +241,9 @@ def exchange_handler(
             ),
             "SubmitStream": grpc.stream_stream_rpc_method_handler(
                 submit_stream, request_deserializer=None, response_serializer=_serialize
+            ),
+            "Reconcile": grpc.unary_unary_rpc_method_handler(
+                reconcile, request_deserializer=None, response_serializer=_serialize
             ),
         },
     )
@@ -342,6 +365,92 @@ def local_handler(
             ),
             "GetMessage": grpc.unary_unary_rpc_method_handler(
                 get_message, request_deserializer=None, response_serializer=_serialize
+            ),
+        },
+    )
+
+
+# ---------------------------------------------------------------------------
+# Operators' tools
+
+
+def operator_handler(
+    store: Store,
+    redrive: Callable[[str, str], Awaitable[bool]],
+    reconciler: Reconciler,
+    default_peer: str,
+) -> grpc.GenericRpcHandler:
+    async def list_dead_letters(
+        request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> opb.ListDeadLettersResponse:
+        async def work() -> opb.ListDeadLettersResponse:
+            parsed = _parse(request, opb.ListDeadLettersRequest)
+            rows = await store.outbound_in_state(
+                OutboundState.DEAD_LETTERED, min(parsed.limit or 1000, 10_000)
+            )
+            return opb.ListDeadLettersResponse(
+                dead_letters=[
+                    opb.DeadLetter(
+                        message_id=r.message_id,
+                        receiver=r.receiver,
+                        record_type=record_type_to_proto(r.record_type),
+                        record_key=r.record_key,
+                        attempts=r.attempts,
+                        last_error=r.last_error,
+                        created_at=_timestamp(r.created_at),
+                    )
+                    for r in rows
+                ]
+            )
+
+        return await _guarded(context, work())
+
+    async def redrive_dead_letters(
+        request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> opb.RedriveDeadLettersResponse:
+        async def work() -> opb.RedriveDeadLettersResponse:
+            parsed = _parse(request, opb.RedriveDeadLettersRequest)
+            operator = parsed.operator or "(unnamed operator)"
+            response = opb.RedriveDeadLettersResponse()
+            for message_id in parsed.message_ids:
+                if await redrive(message_id, operator):
+                    response.redriven.append(message_id)
+                else:
+                    response.not_dead_lettered.append(message_id)
+            return response
+
+        return await _guarded(context, work())
+
+    async def reconcile_period(
+        request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> opb.ReconcilePeriodResponse:
+        async def work() -> opb.ReconcilePeriodResponse:
+            parsed = _parse(request, opb.ReconcilePeriodRequest)
+            end = (
+                to_datetime(parsed.period_end, field="period_end")
+                if parsed.HasField("period_end")
+                else dt.datetime.now(dt.UTC)
+            )
+            start = (
+                to_datetime(parsed.period_start, field="period_start")
+                if parsed.HasField("period_start")
+                else end - dt.timedelta(days=1)
+            )
+            return await reconciler.reconcile(parsed.peer or default_peer, start, end)
+
+        return await _guarded(context, work())
+
+    return grpc.method_handlers_generic_handler(
+        OPERATOR_SERVICE,
+        {
+            "ListDeadLetters": grpc.unary_unary_rpc_method_handler(
+                list_dead_letters, request_deserializer=None, response_serializer=_serialize
+            ),
+            "RedriveDeadLetters": grpc.unary_unary_rpc_method_handler(
+                redrive_dead_letters, request_deserializer=None, response_serializer=_serialize
+            ),
+            "ReconcilePeriod": grpc.unary_unary_rpc_method_handler(
+                reconcile_period, request_deserializer=None, response_serializer=_serialize
             ),
         },
     )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.checkpoint import PeriodAccount
 from gateway.translog import LogEntry, LogEvent
 
 __all__ = [
@@ -117,8 +118,14 @@ class Store(Protocol):
     async def get_outbound(self, message_id: str) -> OutboundRow | None: ...
 
     async def mark_delivered(
-        self, message_id: str, receipt: bytes, events: Sequence[LogEvent]
-    ) -> None: ...
+        self,
+        message_id: str,
+        receipt: bytes,
+        events: Sequence[LogEvent],
+        *,
+        received_at: dt.datetime,
+    ) -> None:
+        """Store the partner's receipt; ``received_at`` is the partner's clock, from it."""
 
     async def mark_failed_attempt(
         self,
@@ -165,6 +172,13 @@ class Store(Protocol):
     async def find_outbound_by_key(
         self, record_type: str, record_key: str, receiver: str
     ) -> OutboundRow | None: ...
+
+    # -- reconciliation ----------------------------------------------------------
+    async def period_account(
+        self, peer: str, start: dt.datetime, end: dt.datetime
+    ) -> PeriodAccount:
+        """Ids delivered to and received from ``peer`` whose receiver-side time is in
+        [start, end), and the transfer-log head."""
 
     # -- retention -------------------------------------------------------------
     async def unpurged_payloads(

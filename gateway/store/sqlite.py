@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.checkpoint import PeriodAccount
 from gateway.errors import StoreUnavailable
 from gateway.store.at_rest import AtRest
 from gateway.store.base import (
@@ -61,7 +62,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at REAL NOT NULL,
     last_error      TEXT NOT NULL DEFAULT '',
     delivered_at    TEXT,
-    purged_at       TEXT
+    purged_at       TEXT,
+    -- The receiver's clock, from its signed receipt: both sides count periods by it.
+    receipt_received_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (receiver, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_key ON outbox (record_type, record_key);
@@ -113,6 +116,12 @@ CREATE TABLE IF NOT EXISTS node_identity (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+"""
+
+# Indexes on columns that an older database gains in _migrate.
+_LATER_INDEXES = """
+CREATE INDEX IF NOT EXISTS outbox_receipt_time ON outbox (receiver, receipt_received_at);
+CREATE INDEX IF NOT EXISTS inbox_received ON inbox (sender, received_at);
 """
 
 _BATCH_LIMIT = 512
@@ -265,6 +274,7 @@ class _Worker:
             if self._writer:
                 conn.executescript(_SCHEMA)
                 _migrate(conn)
+                conn.executescript(_LATER_INDEXES)
                 self.log.load(conn)
         except BaseException as exc:  # reported to start()
             self._startup_error = exc
@@ -337,10 +347,14 @@ class _Worker:
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a database made by an earlier version up to the current schema."""
-    for table in ("outbox", "inbox"):
+    for table, column in (
+        ("outbox", "purged_at"),
+        ("inbox", "purged_at"),
+        ("outbox", "receipt_received_at"),
+    ):
         columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        if "purged_at" not in columns:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN purged_at TEXT")
+        if column not in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
 
 # ---------------------------------------------------------------------------
@@ -558,7 +572,12 @@ class SqliteStore:
         return result
 
     async def mark_delivered(
-        self, message_id: str, receipt: bytes, events: Sequence[LogEvent]
+        self,
+        message_id: str,
+        receipt: bytes,
+        events: Sequence[LogEvent],
+        *,
+        received_at: dt.datetime,
     ) -> None:
         def job(conn: sqlite3.Connection, log: _LogAppender) -> None:
             row = conn.execute(
@@ -569,8 +588,8 @@ class SqliteStore:
             now = _iso(_now())
             conn.execute(
                 "UPDATE outbox SET state = ?, delivered_at = ?, attempts = attempts + 1, "
-                "last_error = '' WHERE message_id = ?",
-                (OutboundState.DELIVERED.value, now, message_id),
+                "last_error = '', receipt_received_at = ? WHERE message_id = ?",
+                (OutboundState.DELIVERED.value, now, _iso(received_at), message_id),
             )
             conn.execute(
                 "INSERT OR REPLACE INTO receipts VALUES (?,?,?,?,?)",
@@ -792,6 +811,40 @@ class SqliteStore:
             return None if row is None else _inbound(row, self.at_rest)
 
         result: InboundRow | None = await self._reader.submit(job)
+        return result
+
+    # -- reconciliation ----------------------------------------------------------
+
+    async def period_account(
+        self, peer: str, start: dt.datetime, end: dt.datetime
+    ) -> PeriodAccount:
+        def job(conn: sqlite3.Connection, _: _LogAppender) -> PeriodAccount:
+            span = (peer, _iso(start), _iso(end))
+            sent: dict[str, set[str]] = {}
+            for message_id, record_type in conn.execute(
+                "SELECT message_id, record_type FROM outbox WHERE receiver = ? "
+                "AND receipt_received_at >= ? AND receipt_received_at < ?",
+                span,
+            ):
+                sent.setdefault(record_type, set()).add(message_id)
+            received: dict[str, set[str]] = {}
+            for message_id, record_type in conn.execute(
+                "SELECT message_id, record_type FROM inbox WHERE sender = ? "
+                "AND received_at >= ? AND received_at < ?",
+                span,
+            ):
+                received.setdefault(record_type, set()).add(message_id)
+            head = conn.execute(
+                "SELECT seq, hash FROM transfer_log ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            return PeriodAccount(
+                sent={k: frozenset(v) for k, v in sent.items()},
+                received={k: frozenset(v) for k, v in received.items()},
+                log_seq=int(head[0]) if head else 0,
+                log_head=bytes(head[1]) if head else GENESIS_HASH,
+            )
+
+        result: PeriodAccount = await self._reader.submit(job)
         return result
 
     # -- retention -------------------------------------------------------------

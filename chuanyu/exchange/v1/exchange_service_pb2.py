@@ -22,28 +22,34 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from chuanyu.exchange.v1 import checkpoint_pb2 as chuanyu_dot_exchange_dot_v1_dot_checkpoint__pb2
 from chuanyu.exchange.v1 import envelope_pb2 as chuanyu_dot_exchange_dot_v1_dot_envelope__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*chuanyu/exchange/v1/exchange_service.proto\x12\x13\x63huanyu.exchange.v1\x1a\"chuanyu/exchange/v1/envelope.proto\"@\n\rSubmitRequest\x12/\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1d.chuanyu.exchange.v1.Envelope\"?\n\x0eSubmitResponse\x12-\n\x07receipt\x18\x01 \x01(\x0b\x32\x1c.chuanyu.exchange.v1.Receipt\"F\n\x13SubmitStreamRequest\x12/\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1d.chuanyu.exchange.v1.Envelope\"y\n\tRejection\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12=\n\x10\x66ield_violations\x18\x04 \x03(\x0b\x32#.chuanyu.exchange.v1.FieldViolation\"B\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\xac\x01\n\x14SubmitStreamResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12/\n\x07receipt\x18\x03 \x01(\x0b\x32\x1c.chuanyu.exchange.v1.ReceiptH\x00\x12\x33\n\trejection\x18\x04 \x01(\x0b\x32\x1e.chuanyu.exchange.v1.RejectionH\x00\x42\x08\n\x06result2\xcd\x01\n\x0f\x45xchangeService\x12Q\n\x06Submit\x12\".chuanyu.exchange.v1.SubmitRequest\x1a#.chuanyu.exchange.v1.SubmitResponse\x12g\n\x0cSubmitStream\x12(.chuanyu.exchange.v1.SubmitStreamRequest\x1a).chuanyu.exchange.v1.SubmitStreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*chuanyu/exchange/v1/exchange_service.proto\x12\x13\x63huanyu.exchange.v1\x1a$chuanyu/exchange/v1/checkpoint.proto\x1a\"chuanyu/exchange/v1/envelope.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x01\n\x10ReconcileRequest\x12\x30\n\x0cperiod_start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\ncheckpoint\x18\x03 \x01(\x0b\x32%.chuanyu.exchange.v1.SignedCheckpoint\"\x86\x01\n\x11ReconcileResponse\x12\x39\n\ncheckpoint\x18\x01 \x01(\x0b\x32%.chuanyu.exchange.v1.SignedCheckpoint\x12\x1c\n\x14received_message_ids\x18\x02 \x03(\t\x12\x18\n\x10sent_message_ids\x18\x03 \x03(\t\"@\n\rSubmitRequest\x12/\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1d.chuanyu.exchange.v1.Envelope\"?\n\x0eSubmitResponse\x12-\n\x07receipt\x18\x01 \x01(\x0b\x32\x1c.chuanyu.exchange.v1.Receipt\"F\n\x13SubmitStreamRequest\x12/\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1d.chuanyu.exchange.v1.Envelope\"y\n\tRejection\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12=\n\x10\x66ield_violations\x18\x04 \x03(\x0b\x32#.chuanyu.exchange.v1.FieldViolation\"B\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0c\n\x04rule\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\xac\x01\n\x14SubmitStreamResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12/\n\x07receipt\x18\x03 \x01(\x0b\x32\x1c.chuanyu.exchange.v1.ReceiptH\x00\x12\x33\n\trejection\x18\x04 \x01(\x0b\x32\x1e.chuanyu.exchange.v1.RejectionH\x00\x42\x08\n\x06result2\xa9\x02\n\x0f\x45xchangeService\x12Q\n\x06Submit\x12\".chuanyu.exchange.v1.SubmitRequest\x1a#.chuanyu.exchange.v1.SubmitResponse\x12g\n\x0cSubmitStream\x12(.chuanyu.exchange.v1.SubmitStreamRequest\x1a).chuanyu.exchange.v1.SubmitStreamResponse(\x01\x30\x01\x12Z\n\tReconcile\x12%.chuanyu.exchange.v1.ReconcileRequest\x1a&.chuanyu.exchange.v1.ReconcileResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chuanyu.exchange.v1.exchange_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBMITREQUEST']._serialized_start=103
-  _globals['_SUBMITREQUEST']._serialized_end=167
-  _globals['_SUBMITRESPONSE']._serialized_start=169
-  _globals['_SUBMITRESPONSE']._serialized_end=232
-  _globals['_SUBMITSTREAMREQUEST']._serialized_start=234
-  _globals['_SUBMITSTREAMREQUEST']._serialized_end=304
-  _globals['_REJECTION']._serialized_start=306
-  _globals['_REJECTION']._serialized_end=427
-  _globals['_FIELDVIOLATION']._serialized_start=429
-  _globals['_FIELDVIOLATION']._serialized_end=495
-  _globals['_SUBMITSTREAMRESPONSE']._serialized_start=498
-  _globals['_SUBMITSTREAMRESPONSE']._serialized_end=670
-  _globals['_EXCHANGESERVICE']._serialized_start=673
-  _globals['_EXCHANGESERVICE']._serialized_end=878
+  _globals['_RECONCILEREQUEST']._serialized_start=175
+  _globals['_RECONCILEREQUEST']._serialized_end=350
+  _globals['_RECONCILERESPONSE']._serialized_start=353
+  _globals['_RECONCILERESPONSE']._serialized_end=487
+  _globals['_SUBMITREQUEST']._serialized_start=489
+  _globals['_SUBMITREQUEST']._serialized_end=553
+  _globals['_SUBMITRESPONSE']._serialized_start=555
+  _globals['_SUBMITRESPONSE']._serialized_end=618
+  _globals['_SUBMITSTREAMREQUEST']._serialized_start=620
+  _globals['_SUBMITSTREAMREQUEST']._serialized_end=690
+  _globals['_REJECTION']._serialized_start=692
+  _globals['_REJECTION']._serialized_end=813
+  _globals['_FIELDVIOLATION']._serialized_start=815
+  _globals['_FIELDVIOLATION']._serialized_end=881
+  _globals['_SUBMITSTREAMRESPONSE']._serialized_start=884
+  _globals['_SUBMITSTREAMRESPONSE']._serialized_end=1056
+  _globals['_EXCHANGESERVICE']._serialized_start=1059
+  _globals['_EXCHANGESERVICE']._serialized_end=1356
 # @@protoc_insertion_point(module_scope)

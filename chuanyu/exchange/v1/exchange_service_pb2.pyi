@@ -3,10 +3,12 @@
 isort:skip_file
 """
 
+from chuanyu.exchange.v1 import checkpoint_pb2 as _checkpoint_pb2
 from chuanyu.exchange.v1 import envelope_pb2 as _envelope_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -18,6 +20,72 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+@_typing.final
+class ReconcileRequest(_message.Message):
+    """ReconcileRequest asks the partner for its account of a period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def checkpoint(self) -> _checkpoint_pb2.SignedCheckpoint:
+        """The caller's own signed account of the same period."""
+
+    def __init__(
+        self,
+        *,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+        checkpoint: _checkpoint_pb2.SignedCheckpoint | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileRequest: _TypeAlias = ReconcileRequest  # noqa: Y015
+
+@_typing.final
+class ReconcileResponse(_message.Message):
+    """ReconcileResponse is the partner's signed account and the ids behind it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    RECEIVED_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    SENT_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def checkpoint(self) -> _checkpoint_pb2.SignedCheckpoint: ...
+    @_builtins.property
+    def received_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Envelopes the responder received from the caller in the period (by its clock)."""
+
+    @_builtins.property
+    def sent_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Envelopes the responder sent to the caller and holds receipts for."""
+
+    def __init__(
+        self,
+        *,
+        checkpoint: _checkpoint_pb2.SignedCheckpoint | None = ...,
+        received_message_ids: _abc.Iterable[_builtins.str] | None = ...,
+        sent_message_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "received_message_ids", b"received_message_ids", "sent_message_ids", b"sent_message_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileResponse: _TypeAlias = ReconcileResponse  # noqa: Y015
 
 @_typing.final
 class SubmitRequest(_message.Message):

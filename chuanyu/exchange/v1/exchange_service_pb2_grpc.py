@@ -45,6 +45,11 @@ class ExchangeServiceStub:
                 request_serializer=chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2.SubmitStreamRequest.SerializeToString,
                 response_deserializer=chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2.SubmitStreamResponse.FromString,
                 _registered_method=True)
+        self.Reconcile = channel.unary_unary(
+                '/chuanyu.exchange.v1.ExchangeService/Reconcile',
+                request_serializer=chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2.ReconcileRequest.SerializeToString,
+                response_deserializer=chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2.ReconcileResponse.FromString,
+                _registered_method=True)
 
 
 class ExchangeServiceServicer:
@@ -66,6 +71,14 @@ class ExchangeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reconcile(self, request, context):
+        """Reconciliation: exchange signed checkpoints for a period, with the message ids each
+        side holds, so either side can name exactly what the other lacks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExchangeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +91,11 @@ def add_ExchangeServiceServicer_to_server(servicer, server):
                     servicer.SubmitStream,
                     request_deserializer=chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2.SubmitStreamRequest.FromString,
                     response_serializer=chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2.SubmitStreamResponse.SerializeToString,
+            ),
+            'Reconcile': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reconcile,
+                    request_deserializer=chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2.ReconcileRequest.FromString,
+                    response_serializer=chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2.ReconcileResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,6 +153,33 @@ class ExchangeService:
             '/chuanyu.exchange.v1.ExchangeService/SubmitStream',
             chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2.SubmitStreamRequest.SerializeToString,
             chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2.SubmitStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reconcile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chuanyu.exchange.v1.ExchangeService/Reconcile',
+            chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2.ReconcileRequest.SerializeToString,
+            chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2.ReconcileResponse.FromString,
             options,
             channel_credentials,
             insecure,

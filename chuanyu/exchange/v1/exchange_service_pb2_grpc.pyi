@@ -39,6 +39,10 @@ class ExchangeServiceStub:
     """
     SubmitStream: _grpc.StreamStreamMultiCallable[_exchange_service_pb2.SubmitStreamRequest, _exchange_service_pb2.SubmitStreamResponse]
     """Bulk: envelopes flow in, one result per envelope flows back (in any order)."""
+    Reconcile: _grpc.UnaryUnaryMultiCallable[_exchange_service_pb2.ReconcileRequest, _exchange_service_pb2.ReconcileResponse]
+    """Reconciliation: exchange signed checkpoints for a period, with the message ids each
+    side holds, so either side can name exactly what the other lacks.
+    """
 
 @_typing.type_check_only
 class ExchangeServiceAsyncStub(ExchangeServiceStub):
@@ -51,6 +55,10 @@ class ExchangeServiceAsyncStub(ExchangeServiceStub):
     """
     SubmitStream: _aio.StreamStreamMultiCallable[_exchange_service_pb2.SubmitStreamRequest, _exchange_service_pb2.SubmitStreamResponse]  # type: ignore[assignment]
     """Bulk: envelopes flow in, one result per envelope flows back (in any order)."""
+    Reconcile: _aio.UnaryUnaryMultiCallable[_exchange_service_pb2.ReconcileRequest, _exchange_service_pb2.ReconcileResponse]  # type: ignore[assignment]
+    """Reconciliation: exchange signed checkpoints for a period, with the message ids each
+    side holds, so either side can name exactly what the other lacks.
+    """
 
 class ExchangeServiceServicer(metaclass=_abc_1.ABCMeta):
     """ExchangeService is called node to node over mutual TLS."""
@@ -72,5 +80,15 @@ class ExchangeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_exchange_service_pb2.SubmitStreamResponse], _abc.AsyncIterator[_exchange_service_pb2.SubmitStreamResponse]]:
         """Bulk: envelopes flow in, one result per envelope flows back (in any order)."""
+
+    @_abc_1.abstractmethod
+    def Reconcile(
+        self,
+        request: _exchange_service_pb2.ReconcileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exchange_service_pb2.ReconcileResponse, _abc.Awaitable[_exchange_service_pb2.ReconcileResponse]]:
+        """Reconciliation: exchange signed checkpoints for a period, with the message ids each
+        side holds, so either side can name exactly what the other lacks.
+        """
 
 def add_ExchangeServiceServicer_to_server(servicer: ExchangeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
