@@ -100,13 +100,13 @@ async def _fault_and_recovery(
             accepted = await _send_until_refused(stub, "TS-DURING")
 
             async def not_serving() -> bool:
-                return await _health(node) == health_pb2.HealthCheckResponse.NOT_SERVING
+                return await _health(node) == int(health_pb2.HealthCheckResponse.NOT_SERVING)
 
             await eventually(not_serving, what="health NOT_SERVING")
         # The fault is gone: the node comes back by itself.
 
         async def serving() -> bool:
-            return await _health(node) == health_pb2.HealthCheckResponse.SERVING
+            return await _health(node) == int(health_pb2.HealthCheckResponse.SERVING)
 
         await eventually(serving, what="health SERVING again")
         after = await send_local(stub, record(COMPLAINT, complaint_number="TS-AFTER"))
