@@ -9,10 +9,11 @@ in yuan (a JSON number is refused: it may have passed through a float); dates
 from __future__ import annotations
 
 import codecs
+import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, BinaryIO
 
 from adapters._schema import (
     Codec,
@@ -311,6 +312,10 @@ _STYLE = Style(separator=".", omit_empty_optional=True)
 _IGNORED = frozenset({RECORD_TYPE_KEY})
 
 
+_CHUNK = 1 << 16
+_MAX_RECORD_TEXT = 16 << 20  # no single record is this large: past it, the JSON is broken
+
+
 class _DuplicateKey(ValueError):
     pass
 
@@ -347,31 +352,110 @@ class TongliangAdapter(LocalAdapter):
         for position, item in enumerate(items, start=1):
             if len(problems) >= MAX_PROBLEMS:
                 break
-            if not isinstance(item, dict):
-                problems.append(
-                    LocalProblem("record.type", "a record must be a JSON object", position=position)
-                )
-                continue
-            local_type = item.get(RECORD_TYPE_KEY)
-            schema = _BY_LOCAL_TYPE.get(local_type) if isinstance(local_type, str) else None
-            if schema is None:
-                problems.append(
-                    LocalProblem(
-                        "code.unknown",
-                        f"{RECORD_TYPE_KEY} must be one of {' '.join(_BY_LOCAL_TYPE)}"
-                        + (f" (value {local_type})" if isinstance(local_type, str) else ""),
-                        position=position,
-                        field=RECORD_TYPE_KEY,
-                    )
-                )
-                continue
-            record, found = schema.decode(item, position=position, style=_STYLE, ignore=_IGNORED)
+            record, found = self._decode_item(position, item)
             problems.extend(found)
             if record is not None:
                 records.append(record)
         if problems:
             raise LocalFileInvalid(problems[:MAX_PROBLEMS], adapter=self.name)
         return Batch(records=tuple(records))
+
+    def iter_decode(self, stream: BinaryIO) -> Iterator[Record]:
+        for position, item in enumerate(self._stream_items(stream), start=1):
+            record, problems = self._decode_item(position, item)
+            if problems or record is None:
+                raise LocalFileInvalid(problems[:MAX_PROBLEMS], adapter=self.name)
+            yield record
+
+    def _decode_item(self, position: int, item: Any) -> tuple[Record | None, list[LocalProblem]]:
+        if not isinstance(item, dict):
+            return None, [
+                LocalProblem("record.type", "a record must be a JSON object", position=position)
+            ]
+        local_type = item.get(RECORD_TYPE_KEY)
+        schema = _BY_LOCAL_TYPE.get(local_type) if isinstance(local_type, str) else None
+        if schema is None:
+            return None, [
+                LocalProblem(
+                    "code.unknown",
+                    f"{RECORD_TYPE_KEY} must be one of {' '.join(_BY_LOCAL_TYPE)}"
+                    + (f" (value {local_type})" if isinstance(local_type, str) else ""),
+                    position=position,
+                    field=RECORD_TYPE_KEY,
+                )
+            ]
+        return schema.decode(item, position=position, style=_STYLE, ignore=_IGNORED)
+
+    def _stream_items(self, stream: BinaryIO) -> Iterator[Any]:
+        """The elements of a top-level JSON array, one at a time (stdlib only).
+
+        ``raw_decode`` parses one element from a text buffer that is refilled as it
+        runs dry, so a file of any length holds one record (and one chunk) in memory.
+        """
+        decoder = json.JSONDecoder(
+            object_pairs_hook=_refuse_duplicates,
+            parse_float=Decimal,
+            parse_constant=_refuse_constant,
+        )
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        buffer, eof = "", False
+
+        def fill() -> bool:
+            nonlocal buffer, eof
+            try:
+                chunk = text.read(_CHUNK)
+            except UnicodeDecodeError as exc:
+                raise self._refuse("encoding.utf8", f"not UTF-8: {exc.reason}") from exc
+            eof = not chunk
+            buffer += chunk
+            return not eof
+
+        def skip_space() -> str:
+            nonlocal buffer
+            while True:
+                buffer = buffer.lstrip(" \t\r\n")
+                if buffer or not fill():
+                    return buffer[:1]
+
+        try:
+            if skip_space() != "[":
+                raise self._refuse("json.structure", "the file must be a JSON array of records")
+            buffer = buffer[1:]
+            if skip_space() == "]":
+                buffer = buffer[1:]
+            else:
+                while True:
+                    skip_space()
+                    while True:
+                        try:
+                            item, end = decoder.raw_decode(buffer)
+                            break
+                        except json.JSONDecodeError:
+                            # Incomplete (the buffer ran dry) unless it is already huge.
+                            if len(buffer) > _MAX_RECORD_TEXT or not fill():
+                                raise
+                    buffer = buffer[end:]
+                    yield item
+                    separator = skip_space()
+                    buffer = buffer[1:]
+                    if separator == "]":
+                        break
+                    if separator != ",":
+                        raise self._refuse(
+                            "json.syntax", "records must be separated by commas and end with ]"
+                        )
+            if skip_space():
+                raise self._refuse("json.syntax", "text after the closing ] of the array")
+        except _DuplicateKey as exc:
+            raise self._refuse(
+                "json.duplicate_key", f"key {exc} appears twice in one object"
+            ) from exc
+        except json.JSONDecodeError as exc:
+            raise self._refuse("json.syntax", f"not JSON: {exc.msg}") from exc
+        except RecursionError as exc:
+            raise self._refuse("json.syntax", "JSON nested too deeply") from exc
+        finally:
+            text.detach()
 
     def _load(self, data: bytes) -> list[Any]:
         bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0

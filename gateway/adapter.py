@@ -33,9 +33,9 @@ import abc
 import datetime as dt
 import importlib.metadata
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 from gateway.errors import (
     FieldViolation,
@@ -338,6 +338,18 @@ class LocalAdapter(abc.ABC):
         :class:`RecordNotEncodable` naming record and field. A header value the
         format needs but ``context`` lacks raises :class:`EncodeContextInvalid`.
         """
+
+    def iter_decode(self, stream: BinaryIO) -> Iterator[Record]:
+        """Decode a local file record by record, holding one record in memory at a time.
+
+        For files too large to hold whole. Bad input raises :class:`LocalFileInvalid`
+        as soon as it is met, naming the record — records before it have already been
+        yielded, so a caller that must refuse a file whole reads it once to check and
+        once more to use. Formats with a batch header check it (a record count, say)
+        when the end of the file is reached. The default reads the whole file and
+        calls :meth:`decode`; adapters override it to stream.
+        """
+        yield from self.decode(stream.read(self.max_bytes + 1)).records
 
     def code_tables(self) -> Mapping[str, CodeTable]:
         """Every code table the format uses, by name; the conformance kit checks each."""

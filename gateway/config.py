@@ -163,6 +163,9 @@ class LocalFilesSettings(_Frozen):
     # Each received record is written here as one file, atomically.
     inbound: Path | None = None
     poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # Larger files are streamed record by record (read twice: check all, then send),
+    # so a file of any size flows through in bounded memory.
+    stream_above_bytes: Annotated[int, Field(ge=0)] = 8 * 1024 * 1024
 
 
 class ConsoleSettings(_Frozen):

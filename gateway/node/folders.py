@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import itertools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from gateway.envelope import parse_envelope
 from gateway.errors import GatewayError
 from gateway.node.outbound import OutboundService
 from gateway.node.services import InboxSignal
+from gateway.records import Record
 from gateway.store.base import InboundRow, Store
 from gateway.translog import Direction, EventKind, LogEvent
 
@@ -41,6 +43,17 @@ _log = logging.getLogger("chuanyu.folders")
 _TEMPORARY_SUFFIXES = (".part", ".tmp", ".partial")
 # A file not renamed into place is taken once it has not changed for this long.
 _SETTLE_SECONDS = 1.0
+_INBOUND_BATCH = 128
+# Records of one file committed to the outbox together (one group commit, not one each).
+_SEND_CONCURRENCY = 64
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -49,6 +62,18 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_files_atomically(directory: Path, files: Sequence[tuple[Path, bytes]]) -> None:
+    """Like :func:`write_atomically` for many files, with one directory sync at the end."""
+    for target, data in files:
+        temporary = target.with_name(f".{target.name}.part")
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(target)
+    _fsync_directory(directory)
 
 
 def write_atomically(target: Path, data: bytes) -> None:
@@ -80,6 +105,7 @@ class OutboundFolder:
     outbound: OutboundService
     store: Store
     poll_seconds: float = 1.0
+    stream_above_bytes: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for sub in (self.directory, self.directory / "done", self.directory / "rejected"):
@@ -112,6 +138,8 @@ class OutboundFolder:
 
     async def process(self, path: Path) -> int:
         """Send every record of ``path`` or none; returns how many were sent."""
+        if path.stat().st_size > self.stream_above_bytes:
+            return await self._process_streaming(path)
         data = await asyncio.to_thread(path.read_bytes)
         digest = hashlib.sha256(data).hexdigest()
         try:
@@ -122,20 +150,53 @@ class OutboundFolder:
         except GatewayError as exc:
             await self._reject(path, digest, exc)
             return 0
-        for index, record in enumerate(batch.records):
-            await self.outbound.send(record, idempotency_key=f"file:{digest}:{index}")
+        await self._send_all(enumerate(batch.records), digest)
+        await self._done(path, digest, len(batch.records))
+        return len(batch.records)
+
+    async def _process_streaming(self, path: Path) -> int:
+        """A large file: one pass checks and routes every record, a second sends them.
+
+        Only one record is held at a time; the idempotency keys (file digest and
+        position) make a crash between or during the passes harmless.
+        """
+        digest = await asyncio.to_thread(_file_sha256, path)
+        count = 0
+        try:
+            with path.open("rb") as stream:
+                for record in self.adapter.iter_decode(stream):
+                    await self.outbound.resolve(record)
+                    count += 1
+        except GatewayError as exc:
+            await self._reject(path, digest, exc)
+            return 0
+        with path.open("rb") as stream:
+            await self._send_all(enumerate(self.adapter.iter_decode(stream)), digest)
+        await self._done(path, digest, count)
+        return count
+
+    async def _send_all(self, records: Iterator[tuple[int, Record]], digest: str) -> None:
+        """Send in bounded groups: concurrent sends share a commit; memory stays bounded."""
+        while group := list(itertools.islice(records, _SEND_CONCURRENCY)):
+            await asyncio.gather(
+                *(
+                    self.outbound.send(record, idempotency_key=f"file:{digest}:{index}")
+                    for index, record in group
+                )
+            )
+
+    async def _done(self, path: Path, digest: str, count: int) -> None:
         await self.store.append_log(
             [
                 LogEvent(
                     EventKind.ACCEPTED_FROM_LOCAL,
                     Direction.LOCAL,
-                    detail={"file": path.name, "sha256": digest, "records": len(batch.records)},
+                    detail={"file": path.name, "sha256": digest, "records": count},
                 )
             ]
         )
         await asyncio.to_thread(path.replace, _free_name(self.directory / "done", path.name))
-        _log.info("took %s: %d record(s) queued", path.name, len(batch.records))
-        return len(batch.records)
+        _log.info("took %s: %d record(s) queued", path.name, count)
 
     async def _reject(self, path: Path, digest: str, exc: GatewayError) -> None:
         _log.warning("refused %s: %s [%s]", path.name, exc.message, exc.reason)
@@ -191,27 +252,32 @@ class InboundFolder:
     async def deliver_pending(self) -> int:
         count = 0
         after = 0
-        while rows := await self.store.undelivered_inbound(after, 100):
-            for row in rows:
-                await self._deliver(row)
-                after = row.seq
-                count += 1
+        while rows := await self.store.undelivered_inbound(after, _INBOUND_BATCH):
+            await self._deliver(rows)
+            after = rows[-1].seq
+            count += len(rows)
         return count
 
-    async def _deliver(self, row: InboundRow) -> None:
-        target = self.file_for(row)
-        if not target.exists():
+    async def _deliver(self, rows: Sequence[InboundRow]) -> None:
+        """Write a batch of files (each durable before its rename), then acknowledge all
+        at once: one directory sync and one commit per batch, not per record."""
+        files: list[tuple[Path, bytes]] = []
+        for row in rows:
+            target = self.file_for(row)
+            if target.exists():
+                continue  # written before a crash took the acknowledgement: not again
             message = rpb.Record()
             message.ParseFromString(parse_envelope(row.envelope).payload)
-            record = record_from_proto(message)
             data = self.adapter.encode(
-                [record],
+                [record_from_proto(message)],
                 EncodeContext(
                     sender_bureau=row.sender, batch_id=row.message_id, sent_at=row.received_at
                 ),
             )
-            await asyncio.to_thread(write_atomically, target, data)
-        await self.store.acknowledge_inbound([row.message_id])
+            files.append((target, data))
+        if files:
+            await asyncio.to_thread(write_files_atomically, self.directory, files)
+        await self.store.acknowledge_inbound([row.message_id for row in rows])
 
 
 def pending_files(directory: Path) -> Sequence[Path]:

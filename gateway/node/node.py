@@ -252,7 +252,12 @@ class GatewayNode:
             ) from exc
         if settings.outbound is not None:
             self.outbound_folder = OutboundFolder(
-                settings.outbound, adapter, self.outbound, self.store, settings.poll_seconds
+                settings.outbound,
+                adapter,
+                self.outbound,
+                self.store,
+                settings.poll_seconds,
+                settings.stream_above_bytes,
             )
         if settings.inbound is not None:
             self.inbound_folder = InboundFolder(

@@ -35,14 +35,19 @@ class FolderPair:
         return self.root / bureau / "inbound"
 
 
-@pytest.fixture
-async def folders(pki: PkiLayout, tmp_path: Path) -> AsyncIterator[FolderPair]:
+@pytest.fixture(params=["whole", "streamed"])
+async def folders(
+    pki: PkiLayout, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[FolderPair]:
+    """Both nodes with local folders; files read whole, or streamed record by record."""
+
     def config(bureau: str, partner: str, adapter: str) -> GatewayNode:
         files = {
             "adapter": adapter,
             "outbound": str(tmp_path / bureau / "outbound"),
             "inbound": str(tmp_path / bureau / "inbound"),
             "poll_seconds": 0.1,
+            "stream_above_bytes": 0 if request.param == "streamed" else 8 * 1024 * 1024,
         }
         return GatewayNode(node_config(pki, bureau, partner, tmp_path, local_files=files))
 
@@ -148,3 +153,35 @@ async def test_a_file_still_being_written_is_left_alone(folders: FolderPair) -> 
     os.utime(partial)  # just modified
     await asyncio.sleep(0.3)
     assert partial.exists() and not (folder / "rejected" / "growing.json").exists()
+
+
+async def test_a_suining_batch_arrives_in_tongliangs_format(folders: FolderPair) -> None:
+    source = (DEMO_DATA / "suining-outbound.xml").read_bytes()
+    _drop(folders.outbound(SUINING), "SN202611280001.xml", source)
+
+    async def arrived() -> bool:
+        return len(_files(folders.inbound(TONGLIANG))) == 3
+
+    await eventually(arrived, what="three files in Tongliang's inbound folder")
+    tongliang, suining = load_adapter("tongliang"), load_adapter("suining")
+    received = [
+        r
+        for p in _files(folders.inbound(TONGLIANG))
+        for r in tongliang.decode(p.read_bytes()).records
+    ]
+    assert sorted(received, key=str) == sorted(suining.decode(source).records, key=str)
+
+
+async def test_a_batch_whose_count_is_wrong_is_refused_whole(folders: FolderPair) -> None:
+    source = (DEMO_DATA / "suining-outbound.xml").read_bytes()
+    broken = source.replace("<JLS>3</JLS>".encode("gb18030"), b"<JLS>4</JLS>")
+    _drop(folders.outbound(SUINING), "bad-count.xml", broken)
+    report = folders.outbound(SUINING) / "rejected" / "bad-count.xml.error.txt"
+
+    async def refused() -> bool:
+        return report.exists()
+
+    await eventually(refused, what="the error report")
+    assert "JLS" in report.read_text() and "batch.count_mismatch" in report.read_text()
+    with sqlite3.connect(folders.suining.config.node.database) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone() == (0,)
