@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -33,6 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
 from gateway.adapter import load_adapter
+from gateway.console import AccountStore, Role
 from gateway.envelope import verify_receipt
 from gateway.pki import PkiLayout, SigningCertificateVerifier, init_pki, load_certificate
 from gateway.store.base import OutboundState
@@ -58,6 +60,7 @@ class DemoNode:
     log: Path
     peer_port: int
     local_port: int
+    console_port: int
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -112,6 +115,9 @@ poll_seconds = 0.2
 
 [agreements]
 directory = "{rel(base.parent / "agreements", base)}"
+
+[console]
+listen = "127.0.0.1:{node.console_port}"
 
 [[partners]]
 bureau = "{partner.bureau}"
@@ -288,10 +294,32 @@ def _demo_node(workdir: Path, bureau: str, name: str, adapter: str, suffix: str)
         log=workdir / "logs" / f"{bureau}.log",
         peer_port=_free_port(),
         local_port=_free_port(),
+        console_port=_free_port(),
     )
 
 
-def run_demo(workdir: Path) -> int:
+def _console_logins(nodes: list[DemoNode], workdir: Path) -> list[str]:
+    """One officer log-in per console, with a fresh password (written to a 0600 file too)."""
+    lines = []
+    for node in nodes:
+        password = secrets.token_urlsafe(12)
+        with AccountStore(node.database) as accounts:
+            accounts.add("demo", Role.OFFICER, password)
+        lines.append(
+            f"{node.name} ({node.bureau}): http://127.0.0.1:{node.console_port}/  "
+            f"user demo, password {password}"
+        )
+    logins = workdir / "console-logins.txt"
+    logins.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    logins.chmod(0o600)
+    return lines
+
+
+def run_demo(workdir: Path, *, keep_running: bool | None = None) -> int:
+    """Run the demo; ``keep_running`` (default: when stdin is a terminal) leaves the nodes
+    and their consoles up until Enter is pressed."""
+    if keep_running is None:
+        keep_running = sys.stdin.isatty()
     workdir = workdir.resolve()
     for stale in ("data", "logs", "exchange", "config"):
         shutil.rmtree(workdir / stale, ignore_errors=True)
@@ -318,6 +346,12 @@ def run_demo(workdir: Path) -> int:
             _start(node)
         receipts = asyncio.run(_exchange(tongliang, suining, certs))
         _say(f"7. {receipts} signed receipts verified against the cooperation CA.")
+        logins = _console_logins(nodes, workdir)
+        _say("   Operator consoles (overview, transfers, live tail), one log-in each:")
+        for line in logins:
+            _say(f"   {line}")
+        if keep_running:
+            input("   The nodes and consoles stay up. Press Enter to stop them. ")
     except Exception as exc:
         _say(f"demo failed: {exc}")
         status = 1

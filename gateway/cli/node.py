@@ -46,6 +46,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     demo = subparsers.add_parser("demo", help="run two nodes and exchange every record type")
     demo.add_argument("--workdir", type=Path, default=Path(".demo"))
+    stay = demo.add_mutually_exclusive_group()
+    stay.add_argument(
+        "--stay",
+        dest="keep_running",
+        action="store_true",
+        default=None,
+        help="keep the nodes and consoles up until Enter (default when run in a terminal)",
+    )
+    stay.add_argument("--no-stay", dest="keep_running", action="store_false")
     demo.set_defaults(handler=_demo)
 
 
@@ -156,4 +165,4 @@ async def _await_receipts(
 def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
-    return run_demo(args.workdir)
+    return run_demo(args.workdir, keep_running=args.keep_running)

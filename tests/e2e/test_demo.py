@@ -31,6 +31,9 @@ def test_demo_exchanges_every_record_type_and_leaves_a_verifiable_workdir(tmp_pa
     for kind in ("business_registration", "consumer_complaint", "enforcement_referral"):
         assert output.count(f"→ {kind}") == 2, kind
     assert output.count("answering") == 2  # two feedback records, each correlated
+    # Each node's console address and a log-in for it are given.
+    assert output.count("user demo, password") == 2
+    assert (workdir / "console-logins.txt").stat().st_mode & 0o777 == 0o600
 
     # Each side's inbound folder holds four files in its own format.
     assert len(list((workdir / "exchange" / "510900" / "inbound").glob("*.xml"))) == 4
