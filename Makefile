@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 BUF    := node_modules/.bin/buf
 
-.PHONY: install demo test check proto certs bench buf-lint clean
+.PHONY: install demo test check proto certs bench soak fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ certs: $(STAMP)
 ## make bench: node throughput against a bare gRPC baseline, as a ratio
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+KILLS   ?= 20
+RECORDS ?= 20000
+## make soak: SIGKILL either node at random moments during a long exchange; 0 lost / 0 doubled
+soak: $(STAMP)
+	$(BIN)/python tools/crashkit.py soak --kills $(KILLS) --records $(RECORDS)
 
 clean:
 	rm -rf .demo .bench test-output .pytest_cache .mypy_cache .ruff_cache

@@ -247,13 +247,22 @@ class Vault:
         Refuses to overwrite: replacing a key file loses every blob encrypted under it.
         """
         key = _new_key(algorithm, taken=())
+        if path.exists():
+            raise ConfigInvalid(f"{path}: key file already exists; use rotate to add a key")
+        # Written whole aside, then linked into place: a crash never leaves an empty key
+        # file behind, and link (unlike rename) still refuses to replace an existing one.
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            _write_fd(fd, [key])
+            os.link(temporary, path)
         except FileExistsError:
             raise ConfigInvalid(
                 f"{path}: key file already exists; use rotate to add a key"
             ) from None
-        _write_fd(fd, [key])
+        finally:
+            temporary.unlink(missing_ok=True)
+        _fsync_directory(path.parent)
         return key.id
 
     @staticmethod

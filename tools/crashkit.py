@@ -54,6 +54,7 @@ from types import FrameType
 from typing import Any
 
 from gateway.adapter import EncodeContext, LocalAdapter, load_adapter
+from gateway.errors import GatewayError
 from gateway.pki import PkiLayout, init_pki
 from gateway.records import Feedback, FeedbackStatus, OriginalType, Record, RecordType, record_key
 from gateway.store.base import OutboundState
@@ -64,7 +65,8 @@ __all__ = ["CrashSettings", "Report", "main", "run_crash"]
 
 TONGLIANG = "500151"
 SUINING = "510900"
-AGREEMENT = "SUI-TONG-MR-2024"
+# The cooperation agreements the nodes enforce (agreements/ at the root of the checkout).
+AGREEMENTS = Path(__file__).resolve().parent.parent / "agreements"
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 # A record as the harness knows it: (record type, its number at the origin).
@@ -244,11 +246,13 @@ outbound = "{rel(self.outbound)}"
 inbound = "{rel(self.inbound)}"
 poll_seconds = 0.2
 
+[agreements]
+directory = "{rel(self.workdir / "agreements")}"
+
 [[partners]]
 bureau = "{partner.bureau}"
 name = "{partner.name}"
 address = "127.0.0.1:{partner.peer_port}"
-agreement = "{AGREEMENT}"
 """,
             encoding="utf-8",
         )
@@ -439,7 +443,11 @@ class InboundScan:
     def scan(self) -> list[Key]:
         """Decode the files not seen before; return their keys."""
         fresh: list[Key] = []
-        for path in _visible_files(self.folder):
+        present = _visible_files(self.folder)
+        names = {path.name for path in present}
+        for gone in [name for name in self.files if name not in names]:
+            del self.files[gone]  # counts are of the files there now
+        for path in present:
             if path.name in self.files or path.name in self.unreadable:
                 continue
             try:
@@ -496,7 +504,7 @@ class Replies:
                     original_type=original,
                     status=FeedbackStatus(status),
                     note="已受理，将依法处理。",
-                    handled_at=dt.datetime.now(BEIJING),
+                    handled_at=dt.datetime.now(BEIJING).replace(microsecond=0),
                     officer="孙十",
                 )
             )
@@ -512,7 +520,9 @@ class Replies:
             data = self.adapter.encode(
                 chunk,
                 EncodeContext(
-                    sender_bureau=SUINING, batch_id=batch, sent_at=dt.datetime.now(BEIJING)
+                    sender_bureau=SUINING,
+                    batch_id=batch,
+                    sent_at=dt.datetime.now(BEIJING).replace(microsecond=0),
                 ),
             )
             _drop(self.outbound, f"feedback-{self.written:05d}.xml", data)
@@ -641,6 +651,8 @@ def _check_inbound_files(node: CrashNode, report: Report) -> None:
         rows = {row[0] for row in conn.execute("SELECT message_id FROM inbox")}
     for message_id in sorted(rows - set(ids)):
         report.lost.append(f"{node.bureau}: inbox message {message_id} has no inbound file")
+    for message_id in sorted(set(ids) - rows):
+        report.duplicated.append(f"{node.bureau}: inbound file for {message_id}, not in inbox")
     stray = [
         p.name
         for p in node.inbound.iterdir()
@@ -707,8 +719,9 @@ class _Harness:
         ]
 
     def setup(self) -> None:
-        for stale in ("certs", "config", "data", "logs", "exchange"):
+        for stale in ("agreements", "certs", "config", "data", "logs", "exchange"):
             shutil.rmtree(self.workdir / stale, ignore_errors=True)
+        shutil.copytree(AGREEMENTS, self.workdir / "agreements")
         for node in self.nodes:
             for folder in (node.outbound, node.inbound, node.database.parent, node.log.parent):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -747,6 +760,14 @@ class _Harness:
             now = time.monotonic()
             if now > deadline:
                 return False
+            for node in self.nodes:
+                down = restart is not None and restart[0] is node
+                if not down and not node.running:
+                    code = node.process.returncode if node.process else None
+                    self.report.problems.append(
+                        f"{node.bureau} exited by itself (code {code}); see {node.stderr}"
+                    )
+                    return False
             if files and now >= next_drop:
                 name, data = files.pop(0)
                 _drop(self.tongliang.outbound, name, data)
@@ -819,7 +840,11 @@ class _Harness:
         report.feedback_sent = len(sent_feedback)
         report.feedback_arrived = len(sent_feedback & set(at_tongliang))
         for node in self.nodes:
-            rejected = _visible_files(node.outbound / "rejected")
+            rejected = [
+                p
+                for p in _visible_files(node.outbound / "rejected")
+                if not p.name.endswith(".error.txt")
+            ]
             if rejected:
                 report.problems.append(
                     f"{node.bureau}: {len(rejected)} file(s) refused into rejected/ "
@@ -832,7 +857,11 @@ class _Harness:
                 _check_inbound_files(node, report)
             except sqlite3.Error as exc:
                 report.problems.append(f"{node.bureau}: cannot read {node.database}: {exc}")
-            verdict = verify_chain(iter_log_file(node.database))
+            try:
+                verdict = verify_chain(iter_log_file(node.database))
+            except GatewayError as exc:
+                report.problems.append(f"{node.bureau}: transfer log unreadable: {exc}")
+                continue
             if not verdict.ok:
                 report.problems.append(
                     f"{node.bureau}: transfer log BROKEN at entry {verdict.first_bad_seq}"
@@ -858,9 +887,17 @@ class _Harness:
 
 
 def run_crash(
-    settings: CrashSettings, workdir: Path | None = None, *, say: Say | None = None
+    settings: CrashSettings,
+    workdir: Path | None = None,
+    *,
+    say: Say | None = None,
+    before_checks: Callable[[Path], None] | None = None,
 ) -> Report:
-    """One crash run in ``workdir`` (a fresh temporary directory by default)."""
+    """One crash run in ``workdir`` (a fresh temporary directory by default).
+
+    ``before_checks`` is called with the work directory once the exchange is quiescent (the
+    harness's own tests use it to plant a loss and a duplicate the checks must find).
+    """
     out = _progress(say or (lambda text: print(text, flush=True)))
     workdir = (workdir or Path(tempfile.mkdtemp(prefix="crashkit-"))).resolve()
     started = time.monotonic()
@@ -873,6 +910,8 @@ def run_crash(
         harness.setup()
         quiescent = harness.exchange()
         out("quiescent; stopping both nodes" if quiescent else "timed out; stopping both nodes")
+        if before_checks is not None:
+            before_checks(workdir)
         harness.verify(quiescent)
     finally:
         harness.close()
@@ -898,8 +937,8 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "kills": 20,
         "records": 20_000,
         "per_file": 500,
-        "gap": (2.0, 12.0),
-        "drop": 2.0,
+        "gap": (3.0, 14.0),
+        "drop": 4.0,
         "timeout": 3600.0,
     },
 }
