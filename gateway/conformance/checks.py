@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import enum
+import io
 import random
 import re
 import time
@@ -195,6 +196,7 @@ class _Kit:
         self.load_samples()
         for name, (data, batch) in self.samples.items():
             self.check("local round trip", name, partial(self.local_round_trip, data, batch))
+            self.check("streaming", name, partial(self.streamed_like_whole, data, batch))
         self.canonical_round_trips()
         self.code_tables()
         self.check("encoding", "text outside the BMP in the declared encoding", self.encoding)
@@ -273,6 +275,16 @@ class _Kit:
             before = getattr(batch, attribute)
             if before is not None and getattr(again, attribute) != before:
                 raise _CheckFailed(f"batch header value {attribute} changed")
+
+    def streamed_like_whole(self, data: bytes, batch: Batch) -> None:
+        """iter_decode (large files) must give exactly what decode gives."""
+        try:
+            streamed = list(self.adapter.iter_decode(io.BytesIO(data)))
+        except LocalFileInvalid as exc:
+            raise _CheckFailed(
+                f"iter_decode refused a sample decode accepts: {exc.message}"
+            ) from exc
+        _compare(batch.records, streamed)
 
     def canonical_round_trips(self) -> None:
         currencies = self.currencies()

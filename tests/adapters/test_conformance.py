@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -27,6 +28,7 @@ def test_shipped_adapters_conform(name: str, adapter_conformance: AdapterConform
         "contract",
         "samples",
         "local round trip",
+        "streaming",
         "canonical round trip",
         "code tables",
         "encoding",
@@ -124,3 +126,17 @@ def test_cli_check_of_an_unknown_adapter(
 ) -> None:
     assert main(["adapter", "check", "wanzhou", "--samples", str(tmp_path)]) == 1
     assert "no adapter named 'wanzhou'" in capsys.readouterr().out
+
+
+class StreamsBadly(TongliangAdapter):
+    """Streams only the first record of a file: large files would lose the rest."""
+
+    def iter_decode(self, stream: BinaryIO) -> Iterator[Record]:
+        yield from list(super().iter_decode(stream))[:1]
+
+
+def test_a_stream_decoder_that_loses_records_fails_the_kit() -> None:
+    report = check_adapter(StreamsBadly(), SAMPLES / "tongliang", max_examples=5)
+    assert not report.passed
+    failed = {result.check for result in report.results if not result.passed}
+    assert failed == {"streaming"}
