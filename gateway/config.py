@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -135,6 +135,18 @@ class LimitSettings(_Frozen):
 
 
 class StorageSettings(_Frozen):
+    # "sqlite": the file named by node.database. "postgresql": the schema `schema` of the
+    # database at `dsn`, which several replicas of this node may share (docs/storage.md).
+    engine: Literal["sqlite", "postgresql"] = "sqlite"
+    # A libpq connection URI, e.g. postgresql://gateway@db.internal:5432/chuanyu.
+    dsn: str | None = None
+    # Default chuanyu_<bureau>. ("schema" would shadow a pydantic method, hence the alias.)
+    schema_name: Annotated[
+        str | None, Field(alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    ] = None
+    # How long a replica holds outbox rows it claimed for delivery (PostgreSQL); a crashed
+    # replica's rows go to another after this long.
+    lease_seconds: Annotated[float, Field(ge=5, le=3600)] = 120.0
     # Keys that encrypt stored envelopes (personal data) at rest. Default: beside the
     # database as <database>.keys.json, created on first start with mode 0600.
     key_file: Path | None = None
@@ -142,6 +154,14 @@ class StorageSettings(_Frozen):
     busy_timeout_ms: Annotated[int, Field(ge=10, le=60_000)] = 5000
     # While commits fail, how often the node probes the store to come back by itself.
     probe_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+    @model_validator(mode="after")
+    def _engine_has_what_it_needs(self) -> StorageSettings:
+        if self.engine == "postgresql" and not self.dsn:
+            raise ValueError("dsn is required when engine is postgresql")
+        if self.engine == "sqlite" and (self.dsn is not None or self.schema_name is not None):
+            raise ValueError("dsn and schema apply only to engine postgresql")
+        return self
 
 
 class RetentionSettings(_Frozen):

@@ -1,4 +1,8 @@
-"""``log tail`` and ``log verify``: reading a node's transfer log from its database file."""
+"""``log tail`` and ``log verify``: reading a node's transfer log from its database.
+
+The log is read from the SQLite file (``--db``), from a PostgreSQL schema (``--dsn`` and
+``--schema``), or from wherever the node's configuration keeps it (``--config``).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from gateway.config import load_config
+from gateway.errors import ConfigInvalid
+from gateway.store.postgres import default_schema, iter_log_postgres
 from gateway.store.sqlite import iter_log_file
 from gateway.translog import LogEntry, verify_chain
 
@@ -45,14 +52,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _db_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--db", type=Path, help="the node's SQLite database")
+    group.add_argument("--dsn", help="the PostgreSQL database holding the node's schema")
     group.add_argument("--config", type=Path, help="the node's configuration")
+    parser.add_argument("--schema", help="with --dsn: the node's schema (e.g. chuanyu_500151)")
 
 
-def _database(args: argparse.Namespace) -> Path:
+LogReader = Callable[[int], Iterator[LogEntry]]
+
+
+def _log_source(args: argparse.Namespace) -> tuple[str, LogReader]:
+    """Where the log is (for messages) and a reader of its entries after a sequence number."""
+    if args.dsn is not None or args.schema is not None:
+        if args.dsn is None or args.schema is None:
+            raise ConfigInvalid("--dsn and --schema go together")
+        dsn: str = args.dsn
+        schema: str = args.schema
+        return f"schema {schema}", lambda after: iter_log_postgres(dsn, schema, after)
     if args.db is not None:
         path: Path = args.db
-        return path
-    return load_config(args.config).node.database
+    else:
+        config = load_config(args.config)
+        storage = config.storage
+        if storage.engine == "postgresql" and storage.dsn is not None:
+            dsn = storage.dsn
+            schema = storage.schema_name or default_schema(config.bureau)
+            return f"schema {schema}", lambda after: iter_log_postgres(dsn, schema, after)
+        path = config.node.database
+    return str(path), lambda after: iter_log_file(path, after_seq=after)
 
 
 # ANSI SGR codes per event kind: green for progress, yellow for waiting or repeating,
@@ -113,9 +139,9 @@ def _use_colour(choice: str) -> bool:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    path = _database(args)
+    _, read = _log_source(args)
     colour = _use_colour(args.color)
-    entries = list(iter_log_file(path))
+    entries = list(read(0))
     for entry in entries[-args.lines :] if args.lines > 0 else []:
         print(format_entry(entry, colour=colour))
     if not args.follow:
@@ -123,7 +149,7 @@ def _tail(args: argparse.Namespace) -> int:
     last = entries[-1].seq if entries else 0
     try:
         while True:
-            for entry in iter_log_file(path, after_seq=last):
+            for entry in read(last):
                 print(format_entry(entry, colour=colour), flush=True)
                 last = entry.seq
             time.sleep(0.5)
@@ -132,8 +158,8 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    path = _database(args)
-    verdict = verify_chain(iter_log_file(path))
+    path, read = _log_source(args)
+    verdict = verify_chain(read(0))
     if verdict.ok:
         print(f"{path}: transfer log intact, {verdict.entries} entries, head {verdict.head.hex()}")
         return 0

@@ -281,6 +281,13 @@ class Console:
         probe_interval: float = 30.0,
         tail_poll: float = 0.5,
     ) -> None:
+        if node.config.storage.engine != "sqlite":
+            # Its read models query the node's SQLite file directly; say so rather than
+            # show an empty console.
+            raise ConfigInvalid(
+                f"{node.config.source}: console: the operator console needs the sqlite storage "
+                f"engine (this node uses {node.config.storage.engine})"
+            )
         self.node = node
         self.settings = settings
         self.port = 0

@@ -58,6 +58,7 @@ from gateway.pki import (
 from gateway.signing import Signer, suite_named
 from gateway.store.at_rest import default_key_file, open_vault
 from gateway.store.base import OutboundState
+from gateway.store.postgres import PostgresStore
 from gateway.store.sqlite import SqliteStore
 from gateway.translog import Direction, EventKind, LogEvent
 
@@ -171,12 +172,24 @@ class GatewayNode:
         # A bad agreement file stops the node here, naming file, key and rule.
         self.agreements = load_agreements(config.agreements.directory)
         key_file = config.storage.key_file or default_key_file(config.node.database)
-        self.store = SqliteStore(
-            config.node.database,
-            bureau=config.bureau,
-            busy_timeout_ms=config.storage.busy_timeout_ms,
-            vault=open_vault(key_file),
-        )
+        storage = config.storage
+        self.store: SqliteStore | PostgresStore
+        if storage.engine == "postgresql" and storage.dsn is not None:
+            self.store = PostgresStore(
+                storage.dsn,
+                bureau=config.bureau,
+                schema=storage.schema_name,
+                vault=open_vault(key_file),
+                lock_timeout_ms=storage.busy_timeout_ms,
+                lease_seconds=storage.lease_seconds,
+            )
+        else:
+            self.store = SqliteStore(
+                config.node.database,
+                bureau=config.bureau,
+                busy_timeout_ms=storage.busy_timeout_ms,
+                vault=open_vault(key_file),
+            )
         self.serving = False
         self.signal = InboxSignal()
         self.hooks = HookChain()
@@ -228,6 +241,10 @@ class GatewayNode:
             hooks=self.hooks,
         )
         self._local_files()
+        if config.console is not None:
+            from gateway.console import Console
+
+            self.console = Console(self, config.console)
         self.reconciler = Reconciler(
             bureau=config.bureau,
             partners=frozenset(self.dispatchers),
@@ -306,10 +323,7 @@ class GatewayNode:
         except BaseException:
             await self.store.close()
             raise
-        if self.config.console is not None:
-            from gateway.console import Console
-
-            self.console = Console(self, self.config.console)
+        if self.console is not None:
             await self.console.start()
         self._tasks.append(asyncio.create_task(self._watch_store(), name="store-watch"))
         self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.store.base import InboundAcceptance, InboundRow, OutboundRow, OutboundState, Store
+from gateway.store.postgres import PostgresStore
 from gateway.store.sqlite import SqliteStore
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "InboundRow",
     "OutboundRow",
     "OutboundState",
+    "PostgresStore",
     "SqliteStore",
     "Store",
 ]
