@@ -54,5 +54,9 @@ RECORDS ?= 20000
 soak: $(STAMP)
 	$(BIN)/python tools/crashkit.py soak --kills $(KILLS) --records $(RECORDS)
 
+## make fuzz: the property-based fuzzers with a long budget (minutes, not seconds)
+fuzz: $(STAMP)
+	CHUANYU_FUZZ_EXAMPLES=20000 $(BIN)/pytest tests/e2e/test_fuzz.py -k fuzz
+
 clean:
 	rm -rf .demo .bench test-output .pytest_cache .mypy_cache .ruff_cache

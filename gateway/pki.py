@@ -410,6 +410,17 @@ def _checked_bureau(bureau: str) -> str:
     return bureau
 
 
+# What pyca can raise while it parses a hostile certificate, lazily, part by part.
+_HOSTILE_DER = (
+    ValueError,
+    TypeError,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    UnsupportedAlgorithm,
+)
+
+
 def _describe(cert: x509.Certificate) -> str:
     bureau = bureau_of(cert)
     return f"{cert.subject.rfc4514_string()} (bureau {bureau or 'unknown'})"
@@ -519,7 +530,14 @@ class SigningCertificateVerifier:
             if trusted is not None:
                 self._cache.move_to_end(digest)
         if trusted is None:
-            trusted = self._check_static(der)
+            try:
+                trusted = self._check_static(der)
+            except _HOSTILE_DER as exc:
+                # pyca parses lazily: a malformed part may surface at any attribute.
+                raise CertificateRejected(
+                    f"signing certificate is malformed: {type(exc).__name__}: {exc}"[:300],
+                    reason=CERTIFICATE_MALFORMED,
+                ) from exc
             with self._lock:
                 self._cache[digest] = trusted
                 while len(self._cache) > self._cache_size:
@@ -553,7 +571,14 @@ class SigningCertificateVerifier:
                     f"TLS peer certificate is not a PEM X.509 certificate: {exc}",
                     reason=CERTIFICATE_MALFORMED,
                 ) from exc
-            peer = _TlsPeer(cert, next((ca for ca in self._cas if is_issued_by(cert, ca)), None))
+            try:
+                issuer = next((ca for ca in self._cas if is_issued_by(cert, ca)), None)
+            except _HOSTILE_DER as exc:
+                raise CertificateRejected(
+                    f"TLS peer certificate is malformed: {type(exc).__name__}: {exc}"[:300],
+                    reason=CERTIFICATE_MALFORMED,
+                ) from exc
+            peer = _TlsPeer(cert, issuer)
             with self._lock:
                 self._tls_cache[digest] = peer
                 while len(self._tls_cache) > self._cache_size:

@@ -10,7 +10,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["PIKind", "PersonalInfo", "mask", "mask_id_number", "mask_name", "mask_phone"]
+__all__ = [
+    "PIKind",
+    "PersonalInfo",
+    "escape_controls",
+    "mask",
+    "mask_id_number",
+    "mask_name",
+    "mask_phone",
+]
 
 
 class PIKind(enum.StrEnum):
@@ -69,3 +77,11 @@ _MASKERS = {
 def mask(kind: PIKind, value: str) -> str:
     """Mask ``value`` as personal information of ``kind``."""
     return _MASKERS[kind](value)
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as visible escapes: a value shown in a log line or an error
+    must not be able to forge a line, a NUL or a terminal escape sequence."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -38,7 +38,7 @@ from pydantic_core import PydanticCustomError
 
 from gateway.errors import FieldViolation, RecordInvalid
 from gateway.identifiers import check_division_code, check_resident_id, check_uscc
-from gateway.privacy import PersonalInfo, PIKind, mask
+from gateway.privacy import PersonalInfo, PIKind, escape_controls, mask
 
 __all__ = [
     "BusinessRegistration",
@@ -410,6 +410,7 @@ def _shown(value: Any, kind: PIKind | None) -> str:
     if kind is not None:
         # Whatever its type (a spreadsheet may hand over a phone number as an int).
         text = mask(kind, value if isinstance(value, str) else str(value))
+    text = escape_controls(text)
     if len(text) > 60:
         text = text[:57] + "..."
     return text

@@ -17,6 +17,7 @@ from chuanyu.exchange.v1 import local_service_pb2_grpc as lgrpc
 from gateway.codec import record_to_proto
 from gateway.config import NodeConfig, load_config
 from gateway.errors import ConfigInvalid, PeerUnavailable
+from gateway.privacy import escape_controls
 from gateway.records import Record, parse_records_json, record_key
 
 __all__ = ["register"]
@@ -58,11 +59,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     demo.set_defaults(handler=_demo)
 
 
+class _EscapeControls(logging.Filter):
+    """Values logged from peers' input cannot forge lines or terminal escapes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                escape_controls(a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
 def configure_logging(config: NodeConfig) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if config.logging.file is not None:
         config.logging.file.parent.mkdir(parents=True, exist_ok=True)
         handlers = [logging.FileHandler(config.logging.file, encoding="utf-8")]
+    for handler in handlers:
+        handler.addFilter(_EscapeControls())
     logging.basicConfig(
         level=config.logging.level.upper(),
         format=f"%(asctime)s %(levelname)s [{config.bureau}] %(name)s: %(message)s",

@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from cryptography.hazmat.primitives import serialization
@@ -325,24 +326,18 @@ class GatewayNode:
             raise
         if self.console is not None:
             await self.console.start()
-        self._tasks.append(asyncio.create_task(self._watch_store(), name="store-watch"))
-        self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
+        self._supervise(self._watch_store(), "store-watch")
+        self._supervise(self.retention.run(), "retention")
         if self.dispatchers:
-            self._tasks.append(
-                asyncio.create_task(
-                    self.reconciler.run(self.config.reconcile.interval_seconds), name="reconcile"
-                )
+            self._supervise(
+                self.reconciler.run(self.config.reconcile.interval_seconds), "reconcile"
             )
-        self._tasks.append(
-            asyncio.create_task(self._watch_certificates(), name="certificate-watch")
-        )
+        self._supervise(self._watch_certificates(), "certificate-watch")
         for folder in (self.outbound_folder, self.inbound_folder):
             if folder is not None:
-                self._tasks.append(asyncio.create_task(folder.run(), name=type(folder).__name__))
+                self._supervise(folder.run(), type(folder).__name__)
         for dispatcher in self.dispatchers.values():
-            self._tasks.append(
-                asyncio.create_task(dispatcher.run(), name=f"dispatch-{dispatcher.partner.bureau}")
-            )
+            self._supervise(dispatcher.run(), f"dispatch-{dispatcher.partner.bureau}")
         _log.info(
             "bureau %s serving partners on port %d, local systems on port %d",
             self.bureau,
@@ -411,6 +406,20 @@ class GatewayNode:
         await local.start()
         self._peer_server, self._local_server = peer, local
         await self._set_serving(True)
+
+    def _supervise(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a background task; if it ever ends on its own, say so loudly."""
+        task = asyncio.create_task(coroutine, name=name)
+        task.add_done_callback(self._task_ended)
+        self._tasks.append(task)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        _log.critical(
+            "background task %s stopped%s", task.get_name(), f": {error!r}" if error else ""
+        )
 
     async def _set_serving(self, serving: bool) -> None:
         self.serving = serving

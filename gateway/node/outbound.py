@@ -374,6 +374,13 @@ class OutboxDispatcher:
                 # The store failed us; everything stays pending and is tried again.
                 _log.error("dispatch to %s paused: %s", self.partner.bureau, exc.message)
                 await asyncio.sleep(1.0)
+            except Exception:
+                # A bug, or an answer nobody foresaw: never let it end delivery to this
+                # partner. The records stay pending; back off as for an unreachable peer.
+                _log.exception("dispatch to %s failed unexpectedly", self.partner.bureau)
+                self._note_health(
+                    [_Result(code=grpc.StatusCode.UNAVAILABLE, message="unexpected failure")]
+                )
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()

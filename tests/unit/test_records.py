@@ -259,8 +259,9 @@ PI_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("business_registration", {"legal_representative_id_number": "110105194912310021"},
      "110105194912310021", "110105********0021"),
     ("business_registration", {"legal_representative": NAME + "\x00"}, NAME, "李**"),
-    ("consumer_complaint", {"complainant.name": "\x00" + NAME}, NAME, "\x00**"),
-    ("consumer_complaint", {"complainant.phone": PHONE + "\x00"}, PHONE, "138*****000\x00"),
+    # A NUL shows as the visible escape \x00: a value can never forge a log line.
+    ("consumer_complaint", {"complainant.name": "\x00" + NAME}, NAME, "\\x00**"),
+    ("consumer_complaint", {"complainant.phone": PHONE + "\x00"}, PHONE, "138*****000\\x00"),
     ("consumer_complaint", {"complainant.name": NAME * 5000}, NAME * 3, "李" + "*" * 56),
     ("enforcement_referral", {"contact_name": "王五\x00"}, "王五", "王**"),
     ("enforcement_referral", {"contact_phone": " " * 11}, " " * 11, "*" * 11),
