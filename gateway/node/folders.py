@@ -143,7 +143,8 @@ class OutboundFolder:
         data = await asyncio.to_thread(path.read_bytes)
         digest = hashlib.sha256(data).hexdigest()
         try:
-            batch = self.adapter.decode(data)
+            # Off the event loop: a slow file must not hold up the partner and local ports.
+            batch = await asyncio.to_thread(self.adapter.decode, data)
             # Route every record before sending any: a file is refused whole.
             for record in batch.records:
                 await self.outbound.resolve(record)
