@@ -11,6 +11,8 @@ from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives import serialization
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
 from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
@@ -269,3 +271,26 @@ async def receive(
     finally:
         call.cancel()
     return items
+
+
+def reason_of(error: grpc.aio.AioRpcError) -> str:
+    """The ``google.rpc.ErrorInfo.reason`` of a failed call ("" when there is none)."""
+    status = rpc_status.from_call(error)
+    if status is None:
+        return ""
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return str(info.reason)
+    return ""
+
+
+def bad_request_fields(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    """Field → rule of the ``google.rpc.BadRequest`` detail of a failed call."""
+    status = rpc_status.from_call(error)
+    fields: dict[str, str] = {}
+    for detail in status.details if status is not None else ():
+        request = error_details_pb2.BadRequest()
+        if detail.Unpack(request):
+            fields.update({v.field: v.reason for v in request.field_violations})
+    return fields

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from exchange_support import AGREEMENTS, SUINING
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from exchange_support import AGREEMENTS, SUINING, bad_request_fields, reason_of
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
 from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
@@ -48,29 +46,6 @@ __all__ = [
 # Personal information carried by the hostile records below (and by the shared samples).
 # None of these may appear unmasked in an error, a log line or the transfer log.
 PI_TOKENS = ("李四", "13800138000", "11010519491231002X", "510903199003071234")
-
-
-def reason_of(error: grpc.aio.AioRpcError) -> str:
-    """The ``google.rpc.ErrorInfo.reason`` of a failed call ("" when there is none)."""
-    status = rpc_status.from_call(error)
-    if status is None:
-        return ""
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.reason)
-    return ""
-
-
-def bad_request_fields(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    """Field → rule of the ``google.rpc.BadRequest`` detail of a failed call."""
-    status = rpc_status.from_call(error)
-    fields: dict[str, str] = {}
-    for detail in status.details if status is not None else ():
-        request = error_details_pb2.BadRequest()
-        if detail.Unpack(request):
-            fields.update({v.field: v.reason for v in request.field_violations})
-    return fields
 
 
 def forge(

@@ -20,6 +20,7 @@ from exchange_support import (
     exchange_stub,
     node_config,
     peer_channel,
+    reason_of,
     record,
     sealed,
     signer_for,
@@ -46,17 +47,6 @@ async def as_suining(
     """A raw client on Tongliang's partner port holding Suining's TLS certificate."""
     async with peer_channel(pki, SUINING, pair.tongliang.peer_port) as channel:
         yield exchange_stub(channel)
-
-
-def _reason(error: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(error)
-    if status is None:
-        return ""
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.reason)
-    return ""
 
 
 async def _refused(
@@ -186,7 +176,7 @@ async def test_bad_envelope_is_refused_with_its_own_status(
         case _:
             raise AssertionError(case)
     error = await _refused(as_suining, envelope)
-    assert (error.code(), _reason(error)) == (code, reason), error.details()
+    assert (error.code(), reason_of(error)) == (code, reason), error.details()
     # The refusal is in the transfer log with its reason.
     rejected = [
         e for e in iter_log_file(pair.tongliang.config.node.database) if e.kind == "rejected"
@@ -247,7 +237,7 @@ async def test_malformed_protobuf_is_invalid_argument(
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await raw(b"\x0a\xff\xff\xff\xff\x0f garbage", timeout=5)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert _reason(caught.value) == "ENVELOPE_MALFORMED"
+    assert reason_of(caught.value) == "ENVELOPE_MALFORMED"
     await _still_serving(as_suining, pki)
 
 
@@ -296,7 +286,10 @@ async def test_member_of_the_pki_that_is_not_a_partner_is_refused(
         error = await _refused(
             exchange_stub(channel), sealed(signer_for(pki, CHENGDU), record(COMPLAINT))
         )
-    assert (error.code(), _reason(error)) == (grpc.StatusCode.PERMISSION_DENIED, "PEER_NOT_PARTNER")
+    assert (error.code(), reason_of(error)) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "PEER_NOT_PARTNER",
+    )
     await _still_serving(as_suining, pki)
 
 

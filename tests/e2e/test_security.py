@@ -23,6 +23,7 @@ from exchange_support import (
     local_stub,
     node_config,
     peer_channel,
+    reason_of,
     record,
     sealed,
     send_local,
@@ -30,8 +31,6 @@ from exchange_support import (
     submit,
     wait_delivered,
 )
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from chuanyu.exchange.v1 import local_service_pb2 as lpb
 from gateway.cli import main
@@ -42,15 +41,6 @@ from gateway.store.sqlite import iter_log_file
 from gateway.translog import verify_chain
 
 pytestmark = pytest.mark.e2e
-
-
-def _reason(error: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(error)
-    for detail in status.details if status is not None else ():
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.reason)
-    return ""
 
 
 def _log_details(db: Path, kind: str) -> list[str]:
@@ -70,7 +60,7 @@ async def test_record_type_outside_the_agreement_fails_at_the_sender_and_at_the_
                 )
             )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert _reason(caught.value) == "AGREEMENT_RECORD_TYPE_NOT_ALLOWED"
+    assert reason_of(caught.value) == "AGREEMENT_RECORD_TYPE_NOT_ALLOWED"
     sender_log = _log_details(pair.tongliang.config.node.database, "rejected_from_local")
     assert any("AGREEMENT_RECORD_TYPE_NOT_ALLOWED" in d for d in sender_log)
 
@@ -82,7 +72,7 @@ async def test_record_type_outside_the_agreement_fails_at_the_sender_and_at_the_
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await submit(exchange_stub(channel), envelope)
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert _reason(caught.value) == "AGREEMENT_RECORD_TYPE_NOT_ALLOWED"
+    assert reason_of(caught.value) == "AGREEMENT_RECORD_TYPE_NOT_ALLOWED"
     receiver_log = _log_details(pair.tongliang.config.node.database, "rejected")
     assert any("AGREEMENT_RECORD_TYPE_NOT_ALLOWED" in d for d in receiver_log)
 
@@ -126,7 +116,7 @@ async def test_an_agreement_that_expired_yesterday_is_refused(
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await submit(exchange_stub(channel), envelope)
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert _reason(caught.value) == "AGREEMENT_NOT_IN_FORCE"
+        assert reason_of(caught.value) == "AGREEMENT_NOT_IN_FORCE"
         async with grpc.aio.insecure_channel(f"127.0.0.1:{node.local_port}") as channel:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await send_local(local_stub(channel), record(COMPLAINT))
@@ -178,7 +168,7 @@ async def _until_refused(stub: object, signer: object, reason: str, code: grpc.S
         try:
             await submit(stub, sealed(signer, record(COMPLAINT, complaint_number=f"TS-R{attempt}")))  # type: ignore[arg-type]
         except grpc.aio.AioRpcError as exc:
-            assert (exc.code(), _reason(exc)) == (code, reason), exc.details()
+            assert (exc.code(), reason_of(exc)) == (code, reason), exc.details()
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the revocation never took effect")
