@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 BUF    := node_modules/.bin/buf
 
-.PHONY: install demo test check proto certs bench soak fuzz clean
+.PHONY: install demo test check proto certs bench soak fuzz browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/chuanyu-gateway demo --workdir .demo
 
-## make test: the whole suite (unit, golden files, end to end over loopback)
-test: $(STAMP)
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here); CJK
+# fonts make their screenshots readable.
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	fc-list 2>/dev/null | grep -qi "noto sans cjk" || apt-get install -y fonts-noto-cjk || true
+
+## make test: the whole suite (unit, golden files, end to end over loopback, browser)
+test: $(STAMP) browser
 	$(BIN)/pytest
 
 ## make check: formatting, lint, types, wire-contract lint
