@@ -155,6 +155,19 @@ def _grpc_options(config: NodeConfig) -> list[tuple[str, int | str]]:
     ]
 
 
+def _channel_options(config: NodeConfig) -> list[tuple[str, int | str]]:
+    return [
+        *_grpc_options(config),
+        # The dispatcher keeps its own per-partner backoff and probes; gRPC's reconnect
+        # backoff, shared through the global subchannel pool by every channel to an
+        # address, must not stall it for minutes after the partner is back.
+        ("grpc.use_local_subchannel_pool", 1),
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.min_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 5_000),
+    ]
+
+
 def _server_options(config: NodeConfig) -> list[tuple[str, int | str]]:
     return [
         *_grpc_options(config),
@@ -214,7 +227,7 @@ class GatewayNode:
                 exchange=config.exchange,
                 retry=config.retry,
                 freshness_seconds=config.exchange.freshness_seconds,
-                channel_options=_grpc_options(config),
+                channel_options=_channel_options(config),
                 hooks=self.hooks,
             )
             for p in config.partners
