@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
-from gateway.agreements import AgreementBook
+from gateway.agreements import AgreementBook, AgreementRefused
 from gateway.codec import record_type_from_proto
 from gateway.envelope import Freshness, OpenedEnvelope, issue_receipt, open_envelope, parse_header
 from gateway.errors import (
@@ -88,15 +88,24 @@ class InboundService:
                 now=now,
                 freshness=self.freshness,
             )
-            self.agreements.check_inbound(
-                opened.header.agreement_id,
-                opened.header.sender,
-                self.bureau,
-                opened.record_type,
-                opened.record,
-                now=now,
-                suite=opened.header.suite,
-            )
+            try:
+                self.agreements.check_inbound(
+                    opened.header.agreement_id,
+                    opened.header.sender,
+                    self.bureau,
+                    opened.record_type,
+                    opened.record,
+                    now=now,
+                    suite=opened.header.suite,
+                )
+            except AgreementRefused:
+                # Accepted while the agreement was in force (the sender lost our receipt
+                # and asks again): it gets the original receipt, as any repeat does.
+                if (
+                    await self.store.get_inbound(opened.header.sender, opened.header.message_id)
+                    is None
+                ):
+                    raise
             if isinstance(opened.record, Feedback):
                 await self._check_correlation(opened)
         except PeerError as exc:

@@ -169,6 +169,9 @@ class Store(Protocol):
 
     async def find_inbound_by_key(self, record_type: str, record_key: str) -> InboundRow | None: ...
 
+    async def get_inbound(self, sender: str, message_id: str) -> InboundRow | None:
+        """The inbox entry of (sender, message id), if there is one."""
+
     async def find_outbound_by_key(
         self, record_type: str, record_key: str, receiver: str
     ) -> OutboundRow | None: ...

@@ -965,6 +965,17 @@ class PostgresStore:
 
         return await self._read(read)
 
+    async def get_inbound(self, sender: str, message_id: str) -> InboundRow | None:
+        async def read(conn: _Conn) -> InboundRow | None:
+            row = await conn.fetchrow(
+                f"SELECT {_INBOX_COLUMNS} FROM inbox WHERE sender = $1 AND message_id = $2",
+                sender,
+                message_id,
+            )
+            return None if row is None else _inbound(row, self.at_rest)
+
+        return await self._read(read)
+
     # -- reconciliation ----------------------------------------------------------
 
     async def period_account(

@@ -813,6 +813,17 @@ class SqliteStore:
         result: InboundRow | None = await self._reader.submit(job)
         return result
 
+    async def get_inbound(self, sender: str, message_id: str) -> InboundRow | None:
+        def job(conn: sqlite3.Connection, _: _LogAppender) -> InboundRow | None:
+            row = conn.execute(
+                f"SELECT {_INBOX_COLUMNS} FROM inbox WHERE sender = ? AND message_id = ?",
+                (sender, message_id),
+            ).fetchone()
+            return None if row is None else _inbound(row, self.at_rest)
+
+        result: InboundRow | None = await self._reader.submit(job)
+        return result
+
     # -- reconciliation ----------------------------------------------------------
 
     async def period_account(

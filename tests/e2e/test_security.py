@@ -287,3 +287,27 @@ async def test_retention_purges_personal_information_and_keeps_the_log_verifiabl
     rows = await pair.suining.store.undelivered_inbound(0, 10)
     assert b"13800138000" not in rows[0].envelope and "李四".encode() not in rows[0].envelope
     assert "空调".encode() in rows[0].envelope  # what is not personal stays
+
+
+async def test_a_repeat_after_the_agreement_expired_still_gets_its_original_receipt(
+    pki: PkiLayout, tmp_path: Path, expired_agreements: Path
+) -> None:
+    envelope = sealed(signer_for(pki, SUINING), record(COMPLAINT))
+    async with GatewayNode(node_config(pki, TONGLIANG, SUINING, tmp_path)) as node:
+        async with peer_channel(pki, SUINING, node.peer_port) as channel:
+            first = await submit(exchange_stub(channel), envelope)
+    # The same node, after the complaint agreement has ended: a repeat of what it accepted
+    # while the agreement was in force is answered as any repeat is; a new one is refused.
+    expired = node_config(
+        pki, TONGLIANG, SUINING, tmp_path, agreements={"directory": str(expired_agreements)}
+    )
+    async with GatewayNode(expired) as node:
+        async with peer_channel(pki, SUINING, node.peer_port) as channel:
+            again = await submit(exchange_stub(channel), envelope)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await submit(
+                    exchange_stub(channel), sealed(signer_for(pki, SUINING), record(COMPLAINT))
+                )
+        assert reason_of(caught.value) == "AGREEMENT_NOT_IN_FORCE"
+        assert len(await node.store.undelivered_inbound(0, 10)) == 1
+    assert again.SerializeToString() == first.SerializeToString()

@@ -332,6 +332,15 @@ async def test_find_inbound_by_key_takes_the_latest(harness: Harness) -> None:
     assert await store.find_inbound_by_key("consumer_complaint", "nope") is None
 
 
+async def test_get_inbound_by_sender_and_message_id(harness: Harness) -> None:
+    store = harness.store
+    row = inbound(record_key="K")
+    await store.accept_inbound(row, [], [])
+    found = await store.get_inbound(row.sender, row.message_id)
+    assert found is not None and found.envelope == row.envelope
+    assert await store.get_inbound(OTHER, row.message_id) is None
+
+
 # -- reconciliation and retention -------------------------------------------
 
 
