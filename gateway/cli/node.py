@@ -16,9 +16,10 @@ from chuanyu.exchange.v1 import local_service_pb2 as lpb
 from chuanyu.exchange.v1 import local_service_pb2_grpc as lgrpc
 from gateway.codec import record_to_proto
 from gateway.config import NodeConfig, load_config
+from gateway.convert import read_local
 from gateway.errors import ConfigInvalid, PeerUnavailable
 from gateway.privacy import escape_controls
-from gateway.records import Record, parse_records_json, record_key
+from gateway.records import Record, record_key
 
 __all__ = ["register"]
 
@@ -117,11 +118,8 @@ def read_records(path: Path, fmt: str) -> list[Record]:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigInvalid(f"cannot read {path}: {exc.strerror}") from exc
-    if fmt == "canonical":
-        return parse_records_json(data, context=str(path))
-    from gateway.adapter import load_adapter
-
-    return list(load_adapter(fmt).decode(data).records)
+    # The adapters' own path (canonical JSON is one of them), as convert and the nodes use.
+    return list(read_local(data, adapter=fmt).records)
 
 
 def _send(args: argparse.Namespace) -> int:

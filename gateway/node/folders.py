@@ -29,9 +29,10 @@ from pathlib import Path
 from chuanyu.exchange.v1 import records_pb2 as rpb
 from gateway.adapter import EncodeContext, LocalAdapter
 from gateway.codec import record_from_proto
+from gateway.convert import read_local
 from gateway.envelope import parse_envelope
 from gateway.errors import GatewayError
-from gateway.node.outbound import OutboundService
+from gateway.node.outbound import OutboundService, Route
 from gateway.node.services import InboxSignal
 from gateway.records import Record
 from gateway.store.base import InboundRow, Store
@@ -144,14 +145,14 @@ class OutboundFolder:
         digest = hashlib.sha256(data).hexdigest()
         try:
             # Off the event loop: a slow file must not hold up the partner and local ports.
-            batch = await asyncio.to_thread(self.adapter.decode, data)
+            # The same reading (and re-validation of what the adapter returns) as convert.
+            batch = await asyncio.to_thread(read_local, data, adapter=self.adapter)
             # Route every record before sending any: a file is refused whole.
-            for record in batch.records:
-                await self.outbound.resolve(record)
+            routes = [await self.outbound.resolve(record) for record in batch.records]
         except GatewayError as exc:
             await self._reject(path, digest, exc)
             return 0
-        await self._send_all(enumerate(batch.records), digest)
+        await self._send_all(enumerate(zip(batch.records, routes, strict=True)), digest)
         await self._done(path, digest, len(batch.records))
         return len(batch.records)
 
@@ -171,18 +172,25 @@ class OutboundFolder:
         except GatewayError as exc:
             await self._reject(path, digest, exc)
             return 0
+        # Routed again record by record: keeping a route per record would hold the file.
         with path.open("rb") as stream:
-            await self._send_all(enumerate(self.adapter.iter_decode(stream)), digest)
+            await self._send_all(
+                enumerate((record, None) for record in self.adapter.iter_decode(stream)), digest
+            )
         await self._done(path, digest, count)
         return count
 
-    async def _send_all(self, records: Iterator[tuple[int, Record]], digest: str) -> None:
+    async def _send_all(
+        self, records: Iterator[tuple[int, tuple[Record, Route | None]]], digest: str
+    ) -> None:
         """Send in bounded groups: concurrent sends share a commit; memory stays bounded."""
         while group := list(itertools.islice(records, _SEND_CONCURRENCY)):
             await asyncio.gather(
                 *(
-                    self.outbound.send(record, idempotency_key=f"file:{digest}:{index}")
-                    for index, record in group
+                    self.outbound.send(
+                        record, idempotency_key=f"file:{digest}:{index}", route=route
+                    )
+                    for index, (record, route) in group
                 )
             )
 

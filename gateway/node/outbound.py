@@ -42,7 +42,7 @@ from gateway.errors import GatewayError, PeerUnavailable, UnknownCorrelation, Un
 from gateway.node.hooks import DeliveryAttempt, HookChain, LocalSendHandled, PeerHealth
 from gateway.pki import SigningCertificateVerifier
 from gateway.records import Feedback, OriginalType, Record, RecordType, record_key
-from gateway.signing import Signer
+from gateway.signing import Signer, sha256
 from gateway.store.base import OutboundRow, OutboundState, Store
 from gateway.translog import Direction, EventKind, LogEvent
 
@@ -119,30 +119,8 @@ class OutboundService:
         raise UnknownPeer(f"bureau {receiver} is not a partner of this node (partners: {names})")
 
     async def resolve(self, record: Record, receiver: str = "", agreement_id: str = "") -> Route:
-        """Route ``record`` without sending it; raises what :meth:`send` would."""
-        try:
-            return await self._resolve(record, receiver, agreement_id)
-        except AgreementRefused as exc:
-            # The refusal is part of the record of what crossed (and what did not).
-            await self.store.append_log(
-                [
-                    LogEvent(
-                        EventKind.REJECTED_FROM_LOCAL,
-                        Direction.OUTBOUND,
-                        peer=receiver,
-                        record_type=record.record_type.value,
-                        detail={
-                            "reason": exc.reason,
-                            "agreement": exc.agreement_id,
-                            "fields": ",".join(exc.fields),
-                            "error": exc.message[:300],
-                        },
-                    )
-                ]
-            )
-            raise
-
-    async def _resolve(self, record: Record, receiver: str, agreement_id: str) -> Route:
+        """Route ``record`` without sending or logging anything; raises what :meth:`send`
+        would. A caller that checks a whole file first hands the routes to :meth:`send`."""
         correlation_id, answered_agreement = "", ""
         answers: OriginalType | None = None
         if isinstance(record, Feedback):
@@ -188,11 +166,31 @@ class OutboundService:
         receiver: str = "",
         agreement_id: str = "",
         idempotency_key: str = "",
+        route: Route | None = None,
     ) -> SendOutcome:
+        """Seal and commit to the outbox; ``route`` from :meth:`resolve` if already known."""
         try:
-            route = await self.resolve(record, receiver, agreement_id)
+            route = route or await self.resolve(record, receiver, agreement_id)
         except GatewayError as exc:
             self.hooks.local_send_handled(LocalSendHandled(record.record_type.value, exc.reason))
+            if isinstance(exc, AgreementRefused):
+                # The refusal is part of the record of what crossed (and what did not).
+                await self.store.append_log(
+                    [
+                        LogEvent(
+                            EventKind.REJECTED_FROM_LOCAL,
+                            Direction.OUTBOUND,
+                            peer=receiver,
+                            record_type=record.record_type.value,
+                            detail={
+                                "reason": exc.reason,
+                                "agreement": exc.agreement_id,
+                                "fields": ",".join(exc.fields),
+                                "error": exc.message[:300],
+                            },
+                        )
+                    ]
+                )
             raise
         partner, correlation_id = route.partner, route.correlation_id
         record, agreement = route.record, route.agreement_id
@@ -221,7 +219,6 @@ class OutboundService:
             next_attempt_at=now,
             idempotency_key=idempotency_key,
         )
-        header = parse_header(envelope.header)
         event = LogEvent(
             EventKind.SIGNED,
             Direction.OUTBOUND,
@@ -232,7 +229,7 @@ class OutboundService:
                 "agreement": agreement,
                 "correlation_id": correlation_id,
                 "key_id": self.signer.key_id,
-                "payload_sha256": header.payload_sha256.hex(),
+                "payload_sha256": sha256(envelope.payload).hex(),
                 "suite": self.signer.suite.name,
             },
         )

@@ -26,7 +26,12 @@ from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
 from chuanyu.exchange.v1 import local_service_pb2 as lpb
 from chuanyu.exchange.v1 import operator_service_pb2 as opb
 from chuanyu.exchange.v1 import records_pb2 as rpb
-from gateway.codec import record_from_proto, record_type_to_proto, to_datetime
+from gateway.codec import (
+    record_from_proto,
+    record_type_from_proto,
+    record_type_to_proto,
+    to_datetime,
+)
 from gateway.envelope import parse_envelope, parse_header
 from gateway.errors import EnvelopeMalformed, GatewayError, NotFound
 from gateway.node.inbound import InboundService
@@ -294,12 +299,10 @@ def local_handler(
     ) -> AsyncIterator[lpb.ReceiveResponse]:
         try:
             parsed = _parse(request, lpb.ReceiveRequest)
+            types = [record_type_from_proto(t).value for t in parsed.record_types]
         except GatewayError as exc:
             await context.abort_with_status(status_for(exc))
             return
-        types = [
-            rpb.RecordType.Name(t).removeprefix("RECORD_TYPE_").lower() for t in parsed.record_types
-        ]
         after = 0
         while True:
             rows = await store.undelivered_inbound(after, 100, types)

@@ -14,6 +14,7 @@ from exchange_support import (
     TONGLIANG,
     NodePair,
     feedback_for,
+    reason_of,
     receive,
     record,
     send_local,
@@ -234,3 +235,14 @@ async def test_stored_envelope_is_the_signed_bytes(
     assert parse_envelope(inbox[0].envelope).header == parse_envelope(sent.envelope).header
     assert parse_envelope(inbox[0].envelope).payload == parse_envelope(sent.envelope).payload
     assert parse_header(parse_envelope(sent.envelope).header).message_id == message_id
+
+
+async def test_receive_with_an_undefined_record_type_is_invalid_argument(
+    tongliang_local: lgrpc.LocalServiceAsyncStub,
+) -> None:
+    call = tongliang_local.Receive(lpb.ReceiveRequest(record_types=[7]))  # type: ignore[list-item]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(caught.value) == "ENVELOPE_MALFORMED"

@@ -104,6 +104,11 @@ async def test_a_file_that_breaks_the_spec_is_refused_whole(folders: FolderPair)
     db = folders.tongliang.config.node.database
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone() == (0,)
+        # One refusal, one transfer-log entry naming the rule that broke.
+        refusals = conn.execute(
+            "SELECT detail FROM transfer_log WHERE kind = 'rejected_from_local'"
+        ).fetchall()
+    assert len(refusals) == 1 and "LOCAL_FILE_INVALID" in refusals[0][0]
 
 
 async def test_redelivery_after_a_crash_writes_no_second_file(folders: FolderPair) -> None:
