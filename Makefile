@@ -39,7 +39,7 @@ check: $(STAMP) $(BUF)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	# Test folders have no packages (pytest imports them by path): one mypy run each.
-	for d in tests/unit tests/adapters tests/e2e; do MYPYPATH=$$d:tests/e2e $(BIN)/mypy $$d || exit 1; done
+	for d in tests/unit tests/adapters tests/e2e tests/store tests/console; do MYPYPATH=$$d:tests/e2e $(BIN)/mypy $$d || exit 1; done
 	$(BUF) lint
 
 ## make proto: regenerate chuanyu/ (Python, gRPC, mypy stubs) from proto/
