@@ -120,7 +120,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from gateway.conformance import check_adapter  # hypothesis is heavy; only here
+    from gateway.conformance import check_adapter  # the checks load the models; only here
 
     report = check_adapter(args.name, args.samples, max_examples=args.max_examples)
     print(report.render())
