@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chuanyu.exchange.v1 import records_pb2 as pb
+from gateway.clock import from_timestamp, to_timestamp
 from gateway.errors import EnvelopeMalformed
 from gateway.records import (
     BusinessRegistration,
@@ -71,19 +72,13 @@ def _enum_from_proto(prefix: str, name: str) -> str:
     return name.removeprefix(prefix + "_").lower()
 
 
-def _timestamp(value: dt.datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(dt.UTC))
-    return ts
-
-
 def to_datetime(ts: Timestamp, *, field: str) -> dt.datetime:
     """An aware datetime, or ``EnvelopeMalformed`` naming ``field`` when out of range.
 
     protobuf represents any 64-bit seconds value; Python's datetime only years 1-9999.
     """
     try:
-        return ts.ToDatetime(tzinfo=dt.UTC)
+        return from_timestamp(ts)
     except (ValueError, OverflowError) as exc:
         raise EnvelopeMalformed(
             f"{field} is not a representable time (seconds={ts.seconds}, nanos={ts.nanos})"
@@ -95,7 +90,7 @@ def _datetime(message: Any, field: str) -> dt.datetime | str | None:
         return None
     ts: Timestamp = getattr(message, field)
     try:
-        return ts.ToDatetime(tzinfo=dt.UTC)
+        return from_timestamp(ts)
     except (ValueError, OverflowError):
         # Handed on as text, so the record's validation names the field and refuses it.
         return f"out-of-range timestamp {ts.seconds}s"
@@ -139,7 +134,7 @@ def record_to_proto(record: Record) -> pb.Record:
             return pb.Record(
                 consumer_complaint=pb.ConsumerComplaint(
                     complaint_number=record.complaint_number,
-                    registered_at=_timestamp(record.registered_at),
+                    registered_at=to_timestamp(record.registered_at),
                     channel=pb.Channel.Value(_enum_to_proto("CHANNEL", record.channel)),
                     complainant=pb.Complainant(
                         name=c.name,
@@ -195,7 +190,7 @@ def record_to_proto(record: Record) -> pb.Record:
                         _enum_to_proto("FEEDBACK_STATUS", record.status)
                     ),
                     note=record.note or "",
-                    handled_at=_timestamp(record.handled_at),
+                    handled_at=to_timestamp(record.handled_at),
                     officer=record.officer,
                 )
             )

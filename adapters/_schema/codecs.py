@@ -11,9 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.adapter import CodeTable
-from gateway.records import (
-    BEIJING,
-)
+from gateway.clock import BEIJING
 
 # Money passes through this context only: any rounding raises instead of
 # silently changing an amount.

@@ -16,10 +16,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from gateway.clock import BEIJING
 from gateway.conformance.samples import complete_uscc, example_record
 from gateway.identifiers import USCC_ALPHABET, check_resident_id
 from gateway.records import (
-    BEIJING,
     Channel,
     ConsumptionCategory,
     FeedbackStatus,
