@@ -11,21 +11,12 @@ from lxml import etree
 
 from adapters._schema import (
     FieldProblem,
-    ListCodec,
-)
-from adapters.suining.reading import (
-    _CHUNK,
-    _DECLARATION,
-    _PROLOG_DOCTYPE,
-    _parser,
-    _Reader,
 )
 from adapters.suining.tables import (
     _BY_RECORD_TYPE,
     _BY_TAG,
     _DATETIME,
     _NOT_XML,
-    _SCHEMAS,
     _STYLE,
     BODY,
     CATEGORIES,
@@ -37,6 +28,14 @@ from adapters.suining.tables import (
     ID_TYPES,
     REGISTRATION_STATUSES,
     ROOT,
+)
+from adapters.suining.xmltree import (
+    _CHUNK,
+    _DECLARATION,
+    _PROLOG_DOCTYPE,
+    _append_tree,
+    _parser,
+    _Reader,
 )
 from gateway.adapter import (
     MAX_PROBLEMS,
@@ -382,24 +381,3 @@ class SuiningAdapter(LocalAdapter):
                 )
             )
         return found
-
-
-def _append_tree(element: Any, tree: Mapping[str, object]) -> None:
-    for tag, value in tree.items():
-        child = etree.SubElement(element, tag)
-        if isinstance(value, list):
-            for item in value:
-                if isinstance(item, Mapping):
-                    _append_tree(etree.SubElement(child, _item_tag(tag)), item)
-                else:
-                    etree.SubElement(child, _item_tag(tag)).text = str(item) or None
-        else:
-            child.text = str(value) or None
-
-
-def _item_tag(container: str) -> str:
-    for schema in _SCHEMAS:
-        for spec in schema.fields:
-            if spec.local == (container,) and isinstance(spec.codec, ListCodec):
-                return spec.codec.item_tag or container
-    raise KeyError(container)

@@ -1,8 +1,10 @@
-"""Reading a Suining message safely: GB18030 decoded by Python, no DOCTYPE, no entities."""
+"""The XML of a Suining message: read safely (GB18030 decoded by Python, no DOCTYPE, no
+entities), and written from a record's local tree."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from lxml import etree
@@ -11,6 +13,7 @@ from adapters._schema import (
     ListCodec,
     RecordSchema,
 )
+from adapters.suining.tables import _SCHEMAS
 from gateway.adapter import (
     LocalProblem,
 )
@@ -153,3 +156,24 @@ class _Reader:
             )
             for p in problems
         ]
+
+
+def _append_tree(element: Any, tree: Mapping[str, object]) -> None:
+    for tag, value in tree.items():
+        child = etree.SubElement(element, tag)
+        if isinstance(value, list):
+            for item in value:
+                if isinstance(item, Mapping):
+                    _append_tree(etree.SubElement(child, _item_tag(tag)), item)
+                else:
+                    etree.SubElement(child, _item_tag(tag)).text = str(item) or None
+        else:
+            child.text = str(value) or None
+
+
+def _item_tag(container: str) -> str:
+    for schema in _SCHEMAS:
+        for spec in schema.fields:
+            if spec.local == (container,) and isinstance(spec.codec, ListCodec):
+                return spec.codec.item_tag or container
+    raise KeyError(container)
