@@ -25,9 +25,7 @@ from adapters._schema.fields import (
     ListCodec,
     Style,
 )
-from adapters._schema.schema import (
-    RecordSchema,
-)
+from adapters._schema.schema import RecordSchema
 
 __all__ = [
     "CodeCodec",

@@ -9,9 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from adapters._schema.codecs import (
-    Codec,
-)
+from adapters._schema.codecs import Codec
 from gateway.privacy import PIKind, mask
 
 

@@ -9,9 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from adapters._schema.codecs import (
-    FieldProblem,
-)
+from adapters._schema.codecs import FieldProblem
 from adapters._schema.fields import (
     _ABSENT,
     Field,

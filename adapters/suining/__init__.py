@@ -14,8 +14,6 @@ entities, DTDs and the network off.
 
 from __future__ import annotations
 
-from adapters.suining.adapter import (
-    SuiningAdapter,
-)
+from adapters.suining.adapter import SuiningAdapter
 
 __all__ = ["SuiningAdapter"]

@@ -9,9 +9,7 @@ from typing import Any, BinaryIO
 
 from lxml import etree
 
-from adapters._schema import (
-    FieldProblem,
-)
+from adapters._schema import FieldProblem
 from adapters.suining.tables import (
     _BY_RECORD_TYPE,
     _BY_TAG,
@@ -50,9 +48,7 @@ from gateway.adapter import (
     RecordNotEncodable,
 )
 from gateway.identifiers import check_division_code
-from gateway.records import (
-    Record,
-)
+from gateway.records import Record
 
 
 class SuiningAdapter(LocalAdapter):

@@ -20,9 +20,7 @@ from adapters._schema import (
     TextCodec,
 )
 from adapters.currencies import CURRENCIES
-from gateway.adapter import (
-    CodeTable,
-)
+from gateway.adapter import CodeTable
 from gateway.records import (
     BusinessRegistration,
     Channel,

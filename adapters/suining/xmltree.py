@@ -14,9 +14,7 @@ from adapters._schema import (
     RecordSchema,
 )
 from adapters.suining.tables import _SCHEMAS
-from gateway.adapter import (
-    LocalProblem,
-)
+from gateway.adapter import LocalProblem
 
 _DECLARATION = re.compile(
     rb"""<\?xml\s+version\s*=\s*["']1\.[0-9]["']\s+encoding\s*=\s*["']([A-Za-z0-9._-]+)["']"""

@@ -8,8 +8,6 @@ in yuan (a JSON number is refused: it may have passed through a float); dates
 
 from __future__ import annotations
 
-from adapters.tongliang.adapter import (
-    TongliangAdapter,
-)
+from adapters.tongliang.adapter import TongliangAdapter
 
 __all__ = ["TongliangAdapter"]

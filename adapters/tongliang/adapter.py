@@ -35,9 +35,7 @@ from gateway.adapter import (
     LocalProblem,
     RecordNotEncodable,
 )
-from gateway.records import (
-    Record,
-)
+from gateway.records import Record
 
 _CHUNK = 1 << 16
 _MAX_RECORD_TEXT = 16 << 20  # no single record is this large: past it, the JSON is broken

@@ -16,9 +16,7 @@ from gateway.adapter.problems import (
     LocalProblem,
     localize_violations,
 )
-from gateway.errors import (
-    RecordInvalid,
-)
+from gateway.errors import RecordInvalid
 from gateway.records import Record, parse_record, records_to_json
 
 CANONICAL = "canonical"

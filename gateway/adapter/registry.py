@@ -9,9 +9,7 @@ from gateway.adapter.canonical import (
     CANONICAL,
     CanonicalJsonAdapter,
 )
-from gateway.adapter.contract import (
-    LocalAdapter,
-)
+from gateway.adapter.contract import LocalAdapter
 from gateway.adapter.problems import (
     AdapterBroken,
     AdapterNotFound,

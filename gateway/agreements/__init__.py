@@ -23,16 +23,12 @@ Dates are Beijing calendar days: an agreement is in force on ``effective_from`` 
 
 from __future__ import annotations
 
-from gateway.agreements.book import (
-    AgreementBook,
-)
+from gateway.agreements.book import AgreementBook
 from gateway.agreements.fields import (
     CanonicalField,
     canonical_fields,
 )
-from gateway.agreements.loading import (
-    load_agreements,
-)
+from gateway.agreements.loading import load_agreements
 from gateway.agreements.model import (
     Agreement,
     AgreementFileInvalid,

@@ -5,17 +5,13 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from gateway.agreements.book import (
-    AgreementBook,
-)
+from gateway.agreements.book import AgreementBook
 from gateway.agreements.model import (
     Agreement,
     AgreementFileInvalid,
     AgreementProblem,
 )
-from gateway.agreements.parsing import (
-    parse_agreement,
-)
+from gateway.agreements.parsing import parse_agreement
 from gateway.errors import ConfigInvalid
 
 

@@ -7,9 +7,7 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.agreements.fields import (
-    canonical_fields,
-)
+from gateway.agreements.fields import canonical_fields
 from gateway.agreements.model import (
     Agreement,
     AgreementFileInvalid,

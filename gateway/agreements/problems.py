@@ -8,9 +8,7 @@ import typing
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from gateway.agreements.model import (
-    AgreementProblem,
-)
+from gateway.agreements.model import AgreementProblem
 from gateway.identifiers import check_division_code
 
 _TOP_KEYS = frozenset(

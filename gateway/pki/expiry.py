@@ -15,9 +15,7 @@ from gateway.pki.certificates import (
     certificate_role,
     key_id,
 )
-from gateway.pki.loading import (
-    load_certificate,
-)
+from gateway.pki.loading import load_certificate
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificateIssuerPrivateKeyTypes,
-)
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 from gateway.errors import ConfigInvalid
@@ -29,9 +27,7 @@ from gateway.pki.der import (
     _spki_der,
     _spki_index,
 )
-from gateway.pki.layout import (
-    PkiLayout,
-)
+from gateway.pki.layout import PkiLayout
 from gateway.pki.loading import (
     load_certificate,
     load_private_key,

@@ -22,9 +22,7 @@ from gateway.pki.certificates import (
     bureau_of,
     is_issued_by,
 )
-from gateway.pki.der import (
-    _sm2_subject_key_id,
-)
+from gateway.pki.der import _sm2_subject_key_id
 from gateway.pki.issuer import (
     _BACKDATE,
     _check_valid_days,

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.pki.certificates import (
-    _checked_bureau,
-)
+from gateway.pki.certificates import _checked_bureau
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,9 @@ from gateway.pki.issuer import (
     _load_ca_certificate,
     _write_atomically,
 )
-from gateway.pki.layout import (
-    PkiLayout,
-)
-from gateway.pki.loading import (
-    load_crls,
-)
-from gateway.pki.verification import (
-    is_crl_issued_by,
-)
+from gateway.pki.layout import PkiLayout
+from gateway.pki.loading import load_crls
+from gateway.pki.verification import is_crl_issued_by
 
 _CRL_VALID_DAYS = 30
 

@@ -30,16 +30,12 @@ from gateway.pki.issuing import (
     _signing_certificate,
     _suite_of_key,
 )
-from gateway.pki.layout import (
-    PkiLayout,
-)
+from gateway.pki.layout import PkiLayout
 from gateway.pki.loading import (
     load_certificate,
     load_private_key,
 )
-from gateway.signing import (
-    Ed25519Suite,
-)
+from gateway.signing import Ed25519Suite
 
 
 @dataclass(frozen=True)

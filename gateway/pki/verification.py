@@ -33,12 +33,8 @@ from gateway.pki.certificates import (
     is_issued_by,
     key_id,
 )
-from gateway.pki.der import (
-    _verification_key,
-)
-from gateway.signing import (
-    VerificationKey,
-)
+from gateway.pki.der import _verification_key
+from gateway.signing import VerificationKey
 
 _CACHE_SIZE = 256
 

@@ -24,9 +24,7 @@ from gateway.records.models import (
     Feedback,
     Record,
 )
-from gateway.records.vocabulary import (
-    RecordType,
-)
+from gateway.records.vocabulary import RecordType
 
 
 def _pi_kind_at(model: type[BaseModel] | None, path: tuple[str | int, ...]) -> PIKind | None:

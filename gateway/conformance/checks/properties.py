@@ -14,9 +14,7 @@ from gateway.conformance.checks.common import (
     _KitBase,
 )
 from gateway.conformance.strategies import record_strategy, records_strategy
-from gateway.records import (
-    Record,
-)
+from gateway.records import Record
 
 
 def canonical_round_trips(kit: _KitBase) -> None:
