@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 import os
 import re
@@ -45,6 +44,7 @@ from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.clock import utc_now
 from gateway.errors import ConfigInvalid, GatewayFault
 from gateway.files import PRIVATE_MODE, fsync_directory, write_atomically
 
@@ -285,7 +285,7 @@ def _new_key(algorithm: str, *, taken: set[str] | tuple[str, ...]) -> VaultKey:
         raise ConfigInvalid(
             f"unknown key algorithm {algorithm!r}{hint}; available: {', '.join(ALGORITHMS)}"
         )
-    now = dt.datetime.now(dt.UTC)
+    now = utc_now()
     while True:
         key_id = f"{now:%Y%m%d}-{secrets.token_hex(4)}"
         if key_id not in taken:
