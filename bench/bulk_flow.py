@@ -21,40 +21,37 @@ import tempfile
 import time
 from pathlib import Path
 
+from adapters.tongliang import TongliangAdapter
+from gateway.adapter import EncodeContext
+from gateway.clock import utc_now
+from gateway.conformance.samples import sample_records
 from gateway.demo import AGREEMENTS, DemoNode, _demo_node, _write_config
 from gateway.pki import init_pki
+from gateway.records import RecordType
 
 __all__ = ["main"]
 
 
-def _complaint(n: int) -> dict[str, object]:
-    return {
-        "记录类型": "消费投诉",
-        "投诉编号": f"TS500151{n:013d}",
-        "登记时间": "2026-11-27 09:30:00",
-        "来源渠道": "12315热线",
-        "投诉人": {"姓名": "李四", "联系电话": "13800138000"},
-        "被投诉人": {
-            "名称": "遂宁市船山区某某电器商行",
-            "统一社会信用代码": "92510903MA6AB7Q52D",
-            "地址": "四川省遂宁市船山区明月路8号",
-            "行政区划代码": "510903",
-        },
-        "商品或服务名称": "空调",
-        "消费类别": "商品",
-        "涉案金额": "2999.00",
-        "消费日期": "2026-11-20",
-        "投诉事由": "安装后无法制冷，商家拒绝维修。" * 4,
-        "诉求": "退货退款",
-    }
+_CHUNK = 1000
 
 
 def _write_batch(path: Path, records: int) -> None:
+    """A Tongliang file of ``records`` sample complaints, written a chunk at a time."""
+    adapter = TongliangAdapter()
+    context = EncodeContext(sender_bureau="500151", batch_id="BULK", sent_at=utc_now())
     with path.open("w", encoding="utf-8") as out:
         out.write("[\n")
-        for n in range(records):
-            out.write(json.dumps(_complaint(n), ensure_ascii=False))
-            out.write(",\n" if n + 1 < records else "\n")
+        for start in range(0, records, _CHUNK):
+            chunk = sample_records(
+                RecordType.CONSUMER_COMPLAINT,
+                min(_CHUNK, records - start),
+                start=start,
+                facts="安装后无法制冷，商家拒绝维修。" * 4,
+            )
+            # The adapter writes the local form; one line per record keeps the file streamable.
+            for n, item in enumerate(json.loads(adapter.encode(chunk, context)), start=start):
+                out.write(json.dumps(item, ensure_ascii=False))
+                out.write(",\n" if n + 1 < records else "\n")
         out.write("]\n")
 
 

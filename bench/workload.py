@@ -1,5 +1,8 @@
 """The partner's workload: distinct, valid, signed consumer complaints, serialised once.
 
+Each complaint is the conformance kit's sample with its own number and a long statement
+of facts, so a request is the size of a real one.
+
 Pure: no I/O, no gRPC. The load client builds every request before timing starts
 so the measured window holds only the calls.
 """
@@ -8,20 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from decimal import Decimal
 
 from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
+from gateway.clock import beijing_date
 from gateway.codec import encode_payload
+from gateway.conformance.samples import sample_record
 from gateway.envelope import new_message_id, seal_envelope
-from gateway.records import (
-    BEIJING,
-    Channel,
-    Complainant,
-    ConsumerComplaint,
-    ConsumptionCategory,
-    RecordType,
-    Respondent,
-)
+from gateway.records import ConsumerComplaint, RecordType
 from gateway.signing import Signer
 
 __all__ = ["complaint", "sealed_envelopes", "stream_requests", "submit_requests"]
@@ -36,25 +32,19 @@ _FACTS = (
 
 def complaint(number: int, registered_at: dt.datetime) -> ConsumerComplaint:
     """A valid complaint whose number (and so record key) is ``number``."""
-    purchased = (registered_at.astimezone(BEIJING) - dt.timedelta(days=7)).date()
+    purchased = beijing_date(registered_at) - dt.timedelta(days=7)
     complaint_number = f"BENCH-510900-{number:09d}"
-    return ConsumerComplaint(
+    record = sample_record(
+        RecordType.CONSUMER_COMPLAINT,
         complaint_number=complaint_number,
         registered_at=registered_at,
-        channel=Channel.HOTLINE_12315,
-        complainant=Complainant(name="李四", phone="13800138000"),
-        respondent=Respondent(
-            name="遂宁市船山区某某电器经营部",
-            address="四川省遂宁市船山区明月路168号",
-            division="510903",
-        ),
         subject="空调制冷效果差、异响，要求退货",
-        category=ConsumptionCategory.GOODS,
-        amount=Decimal("2999.00"),
         purchased_on=purchased,
         facts=_FACTS.format(purchased=purchased.isoformat(), number=complaint_number),
         request="退货并退还货款2999元",
     )
+    assert isinstance(record, ConsumerComplaint)
+    return record
 
 
 def sealed_envelopes(

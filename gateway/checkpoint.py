@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from chuanyu.exchange.v1 import checkpoint_pb2 as cpb
 from chuanyu.exchange.v1 import envelope_pb2 as epb
+from gateway.clock import to_timestamp
 from gateway.codec import record_type_to_proto
 from gateway.errors import EnvelopeMalformed, SenderMismatch, SignatureInvalid
 from gateway.pki import SigningCertificateVerifier
@@ -34,12 +34,6 @@ __all__ = [
 ]
 
 CHECKPOINT_LABEL = b"chuanyu.exchange.v1.Checkpoint\n"
-
-
-def _timestamp(value: dt.datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(dt.UTC))
-    return ts
 
 
 def ids_digest(ids: Iterable[str]) -> bytes:
@@ -76,9 +70,9 @@ def sign_checkpoint(
     body = cpb.CheckpointBody(
         issuer=signer.bureau,
         peer=peer,
-        period_start=_timestamp(period_start),
-        period_end=_timestamp(period_end),
-        created_at=_timestamp(now),
+        period_start=to_timestamp(period_start),
+        period_end=to_timestamp(period_end),
+        created_at=to_timestamp(now),
         counts=[
             cpb.TypeCount(
                 record_type=record_type_to_proto(t),

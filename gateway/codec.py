@@ -1,5 +1,7 @@
 """Canonical records ⇄ protobuf payloads (``chuanyu.exchange.v1.Record``).
 
+Both directions walk one declarative table per record type (:data:`_TABLES`): each
+canonical field, the protobuf field of the same name, and the codec between them.
 Encoding is deterministic (``SerializeToString(deterministic=True)``) so the
 same record always gives the same payload bytes. Decoding validates: the bytes
 a peer sends are untrusted, so :func:`decode_payload` returns a record only
@@ -16,12 +18,9 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from chuanyu.exchange.v1 import records_pb2 as pb
+from gateway.clock import from_timestamp, to_timestamp
 from gateway.errors import EnvelopeMalformed
 from gateway.records import (
-    BusinessRegistration,
-    ConsumerComplaint,
-    EnforcementReferral,
-    Feedback,
     Record,
     RecordType,
     parse_record,
@@ -71,230 +70,274 @@ def _enum_from_proto(prefix: str, name: str) -> str:
     return name.removeprefix(prefix + "_").lower()
 
 
-def _timestamp(value: dt.datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(dt.UTC))
-    return ts
-
-
 def to_datetime(ts: Timestamp, *, field: str) -> dt.datetime:
     """An aware datetime, or ``EnvelopeMalformed`` naming ``field`` when out of range.
 
     protobuf represents any 64-bit seconds value; Python's datetime only years 1-9999.
     """
     try:
-        return ts.ToDatetime(tzinfo=dt.UTC)
+        return from_timestamp(ts)
     except (ValueError, OverflowError) as exc:
         raise EnvelopeMalformed(
             f"{field} is not a representable time (seconds={ts.seconds}, nanos={ts.nanos})"
         ) from exc
 
 
-def _datetime(message: Any, field: str) -> dt.datetime | str | None:
-    if not message.HasField(field):
-        return None
-    ts: Timestamp = getattr(message, field)
-    try:
-        return ts.ToDatetime(tzinfo=dt.UTC)
-    except (ValueError, OverflowError):
-        # Handed on as text, so the record's validation names the field and refuses it.
-        return f"out-of-range timestamp {ts.seconds}s"
+# ---------------------------------------------------------------------------
+# Field codecs: one canonical value ⇄ one protobuf field of the same name
 
 
-def _opt(value: str) -> str | None:
-    return value or None
+class _Codec:
+    """A canonical field and the protobuf field of the same name (plain values)."""
+
+    def encode(self, record: Any, name: str) -> dict[str, Any]:
+        """Constructor arguments of the protobuf message for ``record``'s field ``name``."""
+        return {name: self.to_proto(getattr(record, name))}
+
+    def decode(self, message: Any, name: str) -> dict[str, Any]:
+        """Canonical data (as :func:`parse_record` takes it) for ``message``'s field ``name``."""
+        return {name: self.from_proto(message, name)}
+
+    def to_proto(self, value: Any) -> Any:
+        return value
+
+    def from_proto(self, message: Any, name: str) -> Any:
+        return getattr(message, name)
+
+
+class _Optional(_Codec):
+    """Absent canonically (``None``) is the empty string on the wire, and back."""
+
+    def to_proto(self, value: Any) -> Any:
+        return value or ""
+
+    def from_proto(self, message: Any, name: str) -> Any:
+        return getattr(message, name) or None
+
+
+class _Date(_Codec):
+    def to_proto(self, value: Any) -> Any:
+        return value.isoformat()
+
+
+class _Time(_Codec):
+    def to_proto(self, value: Any) -> Any:
+        return to_timestamp(value)
+
+    def from_proto(self, message: Any, name: str) -> Any:
+        if not message.HasField(name):
+            return None
+        ts: Timestamp = getattr(message, name)
+        try:
+            return from_timestamp(ts)
+        except (ValueError, OverflowError):
+            # Handed on as text, so the record's validation names the field and refuses it.
+            return f"out-of-range timestamp {ts.seconds}s"
+
+
+class _Decimal(_Codec):
+    def to_proto(self, value: Any) -> Any:
+        return format(value, "f")
+
+
+class _List(_Codec):
+    def to_proto(self, value: Any) -> Any:
+        return list(value)
+
+    def from_proto(self, message: Any, name: str) -> Any:
+        return list(getattr(message, name))
+
+
+class _Enum(_Codec):
+    """A canonical enum member ⇄ the protobuf enum value ``PREFIX_MEMBER``."""
+
+    def __init__(self, enum_type: Any, prefix: str) -> None:
+        self.enum_type = enum_type
+        self.prefix = prefix
+
+    def to_proto(self, value: Any) -> Any:
+        return self.enum_type.Value(_enum_to_proto(self.prefix, value))
+
+    def from_proto(self, message: Any, name: str) -> Any:
+        return _enum_from_proto(self.prefix, _name(self.enum_type, getattr(message, name)))
+
+
+class _Message(_Codec):
+    """A nested canonical model ⇄ a nested protobuf message, field by field."""
+
+    def __init__(self, message_type: Any, fields: _Table) -> None:
+        self.message_type = message_type
+        self.fields = fields
+
+    def to_proto(self, value: Any) -> Any:
+        return self.message_type(**_encode_fields(value, self.fields))
+
+    def from_proto(self, message: Any, name: str) -> Any:
+        return _decode_fields(getattr(message, name), self.fields)
+
+
+class _Repeated(_Message):
+    """A sequence of nested models ⇄ a repeated protobuf message."""
+
+    def to_proto(self, value: Any) -> Any:
+        return [self.message_type(**_encode_fields(item, self.fields)) for item in value]
+
+    def from_proto(self, message: Any, name: str) -> Any:
+        return [_decode_fields(item, self.fields) for item in getattr(message, name)]
+
+
+class _Money(_Codec):
+    """``registered_capital`` and its currency ⇄ one ``Money`` (no currency means CNY)."""
+
+    def encode(self, record: Any, name: str) -> dict[str, Any]:
+        amount = format(getattr(record, name), "f")
+        return {name: pb.Money(amount=amount, currency=getattr(record, f"{name}_currency"))}
+
+    def decode(self, message: Any, name: str) -> dict[str, Any]:
+        money = getattr(message, name)
+        return {name: money.amount, f"{name}_currency": money.currency or "CNY"}
+
+
+_Table = tuple[tuple[str, _Codec], ...]
+
+
+def _encode_fields(model: Any, fields: _Table) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    for name, codec in fields:
+        arguments.update(codec.encode(model, name))
+    return arguments
+
+
+def _decode_fields(message: Any, fields: _Table) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name, codec in fields:
+        data.update(codec.decode(message, name))
+    return data
+
+
+_PLAIN, _OPTIONAL, _DATE, _TIME = _Codec(), _Optional(), _Date(), _Time()
+
+# Per record type: its protobuf message (the ``kind`` oneof member named like the record
+# type) and its fields, in the order of the .proto file.
+_TABLES: dict[RecordType, tuple[Any, _Table]] = {
+    RecordType.BUSINESS_REGISTRATION: (
+        pb.BusinessRegistration,
+        (
+            ("uscc", _PLAIN),
+            ("name", _PLAIN),
+            ("entity_type", _PLAIN),
+            ("legal_representative", _PLAIN),
+            ("legal_representative_id_type", _Enum(pb.IdType, "ID_TYPE")),
+            ("legal_representative_id_number", _PLAIN),
+            ("registered_capital", _Money()),
+            ("established_on", _DATE),
+            ("address", _PLAIN),
+            ("address_division", _PLAIN),
+            ("business_scope", _PLAIN),
+            ("registration_authority", _PLAIN),
+            ("status", _Enum(pb.RegistrationStatus, "REGISTRATION_STATUS")),
+            ("approved_on", _DATE),
+            ("actual_business_address", _OPTIONAL),
+        ),
+    ),
+    RecordType.CONSUMER_COMPLAINT: (
+        pb.ConsumerComplaint,
+        (
+            ("complaint_number", _PLAIN),
+            ("registered_at", _TIME),
+            ("channel", _Enum(pb.Channel, "CHANNEL")),
+            (
+                "complainant",
+                _Message(
+                    pb.Complainant,
+                    (
+                        ("name", _PLAIN),
+                        ("phone", _PLAIN),
+                        ("id_number", _OPTIONAL),
+                        ("address", _OPTIONAL),
+                    ),
+                ),
+            ),
+            (
+                "respondent",
+                _Message(
+                    pb.Respondent,
+                    (
+                        ("name", _PLAIN),
+                        ("uscc", _OPTIONAL),
+                        ("address", _PLAIN),
+                        ("division", _PLAIN),
+                    ),
+                ),
+            ),
+            ("subject", _PLAIN),
+            ("category", _Enum(pb.ConsumptionCategory, "CONSUMPTION_CATEGORY")),
+            ("amount", _Decimal()),
+            ("purchased_on", _DATE),
+            ("facts", _PLAIN),
+            ("request", _PLAIN),
+        ),
+    ),
+    RecordType.ENFORCEMENT_REFERRAL: (
+        pb.EnforcementReferral,
+        (
+            ("referral_number", _PLAIN),
+            ("referring_bureau", _PLAIN),
+            ("receiving_bureau", _PLAIN),
+            (
+                "party",
+                _Message(
+                    pb.Party,
+                    (
+                        ("name", _PLAIN),
+                        ("uscc", _OPTIONAL),
+                        ("id_number", _OPTIONAL),
+                        ("address", _PLAIN),
+                    ),
+                ),
+            ),
+            ("violation", _PLAIN),
+            ("facts", _PLAIN),
+            ("legal_basis", _PLAIN),
+            ("found_on", _DATE),
+            (
+                "evidence",
+                _Repeated(pb.Evidence, (("name", _PLAIN), ("pages", _PLAIN), ("sha256", _PLAIN))),
+            ),
+            ("items", _List()),
+            ("contact_name", _PLAIN),
+            ("contact_phone", _PLAIN),
+        ),
+    ),
+    RecordType.FEEDBACK: (
+        pb.Feedback,
+        (
+            ("original_number", _PLAIN),
+            ("original_type", _Enum(pb.RecordType, "RECORD_TYPE")),
+            ("status", _Enum(pb.FeedbackStatus, "FEEDBACK_STATUS")),
+            ("note", _OPTIONAL),
+            ("handled_at", _TIME),
+            ("officer", _PLAIN),
+        ),
+    ),
+}
+
+_KINDS = {record_type.value: record_type for record_type in _TABLES}
 
 
 def record_to_proto(record: Record) -> pb.Record:
-    match record:
-        case BusinessRegistration():
-            return pb.Record(
-                business_registration=pb.BusinessRegistration(
-                    uscc=record.uscc,
-                    name=record.name,
-                    entity_type=record.entity_type,
-                    legal_representative=record.legal_representative,
-                    legal_representative_id_type=pb.IdType.Value(
-                        _enum_to_proto("ID_TYPE", record.legal_representative_id_type)
-                    ),
-                    legal_representative_id_number=record.legal_representative_id_number,
-                    registered_capital=pb.Money(
-                        amount=format(record.registered_capital, "f"),
-                        currency=record.registered_capital_currency,
-                    ),
-                    established_on=record.established_on.isoformat(),
-                    address=record.address,
-                    address_division=record.address_division,
-                    business_scope=record.business_scope,
-                    registration_authority=record.registration_authority,
-                    status=pb.RegistrationStatus.Value(
-                        _enum_to_proto("REGISTRATION_STATUS", record.status)
-                    ),
-                    approved_on=record.approved_on.isoformat(),
-                    actual_business_address=record.actual_business_address or "",
-                )
-            )
-        case ConsumerComplaint():
-            c, r = record.complainant, record.respondent
-            return pb.Record(
-                consumer_complaint=pb.ConsumerComplaint(
-                    complaint_number=record.complaint_number,
-                    registered_at=_timestamp(record.registered_at),
-                    channel=pb.Channel.Value(_enum_to_proto("CHANNEL", record.channel)),
-                    complainant=pb.Complainant(
-                        name=c.name,
-                        phone=c.phone,
-                        id_number=c.id_number or "",
-                        address=c.address or "",
-                    ),
-                    respondent=pb.Respondent(
-                        name=r.name, uscc=r.uscc or "", address=r.address, division=r.division
-                    ),
-                    subject=record.subject,
-                    category=pb.ConsumptionCategory.Value(
-                        _enum_to_proto("CONSUMPTION_CATEGORY", record.category)
-                    ),
-                    amount=format(record.amount, "f"),
-                    purchased_on=record.purchased_on.isoformat(),
-                    facts=record.facts,
-                    request=record.request,
-                )
-            )
-        case EnforcementReferral():
-            p = record.party
-            return pb.Record(
-                enforcement_referral=pb.EnforcementReferral(
-                    referral_number=record.referral_number,
-                    referring_bureau=record.referring_bureau,
-                    receiving_bureau=record.receiving_bureau,
-                    party=pb.Party(
-                        name=p.name,
-                        uscc=p.uscc or "",
-                        id_number=p.id_number or "",
-                        address=p.address,
-                    ),
-                    violation=record.violation,
-                    facts=record.facts,
-                    legal_basis=record.legal_basis,
-                    found_on=record.found_on.isoformat(),
-                    evidence=[
-                        pb.Evidence(name=e.name, pages=e.pages, sha256=e.sha256)
-                        for e in record.evidence
-                    ],
-                    items=list(record.items),
-                    contact_name=record.contact_name,
-                    contact_phone=record.contact_phone,
-                )
-            )
-        case Feedback():
-            return pb.Record(
-                feedback=pb.Feedback(
-                    original_number=record.original_number,
-                    original_type=record_type_to_proto(record.original_type),
-                    status=pb.FeedbackStatus.Value(
-                        _enum_to_proto("FEEDBACK_STATUS", record.status)
-                    ),
-                    note=record.note or "",
-                    handled_at=_timestamp(record.handled_at),
-                    officer=record.officer,
-                )
-            )
+    message_type, fields = _TABLES[record.record_type]
+    return pb.Record(**{record.record_type.value: message_type(**_encode_fields(record, fields))})
 
 
 def record_from_proto(message: pb.Record) -> Record:
     """Validate a protobuf record into a canonical one (``RecordInvalid`` if it breaks a rule)."""
     kind = message.WhichOneof("kind")
-    data: dict[str, Any]
-    if kind == "business_registration":
-        b = message.business_registration
-        data = {
-            "record_type": RecordType.BUSINESS_REGISTRATION,
-            "uscc": b.uscc,
-            "name": b.name,
-            "entity_type": b.entity_type,
-            "legal_representative": b.legal_representative,
-            "legal_representative_id_type": _enum_from_proto(
-                "ID_TYPE", _name(pb.IdType, b.legal_representative_id_type)
-            ),
-            "legal_representative_id_number": b.legal_representative_id_number,
-            "registered_capital": b.registered_capital.amount,
-            "registered_capital_currency": b.registered_capital.currency or "CNY",
-            "established_on": b.established_on,
-            "address": b.address,
-            "address_division": b.address_division,
-            "business_scope": b.business_scope,
-            "registration_authority": b.registration_authority,
-            "status": _enum_from_proto(
-                "REGISTRATION_STATUS", _name(pb.RegistrationStatus, b.status)
-            ),
-            "approved_on": b.approved_on,
-            "actual_business_address": _opt(b.actual_business_address),
-        }
-    elif kind == "consumer_complaint":
-        c = message.consumer_complaint
-        data = {
-            "record_type": RecordType.CONSUMER_COMPLAINT,
-            "complaint_number": c.complaint_number,
-            "registered_at": _datetime(c, "registered_at"),
-            "channel": _enum_from_proto("CHANNEL", _name(pb.Channel, c.channel)),
-            "complainant": {
-                "name": c.complainant.name,
-                "phone": c.complainant.phone,
-                "id_number": _opt(c.complainant.id_number),
-                "address": _opt(c.complainant.address),
-            },
-            "respondent": {
-                "name": c.respondent.name,
-                "uscc": _opt(c.respondent.uscc),
-                "address": c.respondent.address,
-                "division": c.respondent.division,
-            },
-            "subject": c.subject,
-            "category": _enum_from_proto(
-                "CONSUMPTION_CATEGORY", _name(pb.ConsumptionCategory, c.category)
-            ),
-            "amount": c.amount,
-            "purchased_on": c.purchased_on,
-            "facts": c.facts,
-            "request": c.request,
-        }
-    elif kind == "enforcement_referral":
-        e = message.enforcement_referral
-        data = {
-            "record_type": RecordType.ENFORCEMENT_REFERRAL,
-            "referral_number": e.referral_number,
-            "referring_bureau": e.referring_bureau,
-            "receiving_bureau": e.receiving_bureau,
-            "party": {
-                "name": e.party.name,
-                "uscc": _opt(e.party.uscc),
-                "id_number": _opt(e.party.id_number),
-                "address": e.party.address,
-            },
-            "violation": e.violation,
-            "facts": e.facts,
-            "legal_basis": e.legal_basis,
-            "found_on": e.found_on,
-            "evidence": [
-                {"name": x.name, "pages": x.pages, "sha256": x.sha256} for x in e.evidence
-            ],
-            "items": list(e.items),
-            "contact_name": e.contact_name,
-            "contact_phone": e.contact_phone,
-        }
-    elif kind == "feedback":
-        f = message.feedback
-        data = {
-            "record_type": RecordType.FEEDBACK,
-            "original_number": f.original_number,
-            "original_type": _enum_from_proto("RECORD_TYPE", _name(pb.RecordType, f.original_type)),
-            "status": _enum_from_proto("FEEDBACK_STATUS", _name(pb.FeedbackStatus, f.status)),
-            "note": _opt(f.note),
-            "handled_at": _datetime(f, "handled_at"),
-            "officer": f.officer,
-        }
-    else:
+    record_type = _KINDS.get(kind or "")
+    if kind is None or record_type is None:
         raise EnvelopeMalformed("payload holds no record (the oneof 'kind' is empty)")
+    _, fields = _TABLES[record_type]
+    data = {"record_type": record_type, **_decode_fields(getattr(message, kind), fields)}
     return parse_record(data, context=f"{kind} payload")
 
 

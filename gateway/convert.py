@@ -23,8 +23,9 @@ from gateway.adapter import (
     load_adapter,
     localize_violations,
 )
+from gateway.clock import BEIJING
 from gateway.errors import RecordInvalid
-from gateway.records import BEIJING, Record, parse_record, record_key
+from gateway.records import Record, parse_record, record_key
 
 __all__ = ["convert", "default_context", "read_local", "write_local"]
 

@@ -15,9 +15,9 @@ import uuid
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
+from gateway.clock import to_timestamp
 from gateway.codec import (
     decode_payload,
     record_type_from_proto,
@@ -57,12 +57,6 @@ def new_message_id() -> str:
     return str(uuid.uuid4())
 
 
-def _timestamp(value: dt.datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(dt.UTC))
-    return ts
-
-
 @dataclass(frozen=True, slots=True)
 class Freshness:
     """How old (or how far in the future) a ``created_at`` may be."""
@@ -90,7 +84,7 @@ def seal_envelope(
         record_type=record_type_to_proto(record_type),
         agreement_id=agreement_id,
         correlation_id=correlation_id,
-        created_at=_timestamp(created_at),
+        created_at=to_timestamp(created_at),
         payload_sha256=sha256(payload),
         suite=signer.suite.name,
         key_id=signer.key_id,
@@ -285,7 +279,7 @@ def issue_receipt(
         receiver=signer.bureau,
         header_sha256=header_sha256,
         payload_sha256=payload_sha256,
-        received_at=_timestamp(received_at),
+        received_at=to_timestamp(received_at),
         status=epb.RECEIPT_STATUS_ACCEPTED,
         suite=signer.suite.name,
         key_id=signer.key_id,

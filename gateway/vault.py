@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 import os
 import re
@@ -45,7 +44,9 @@ from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.clock import utc_now
 from gateway.errors import ConfigInvalid, GatewayFault
+from gateway.files import PRIVATE_MODE, fsync_directory, write_atomically
 
 __all__ = [
     "ALGORITHMS",
@@ -252,9 +253,9 @@ class Vault:
         # Written whole aside, then linked into place: a crash never leaves an empty key
         # file behind, and link (unlike rename) still refuses to replace an existing one.
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
         try:
-            _write_fd(fd, [key])
+            _write_fd(fd, _key_file_bytes([key]))
             os.link(temporary, path)
         except FileExistsError:
             raise ConfigInvalid(
@@ -262,7 +263,7 @@ class Vault:
             ) from None
         finally:
             temporary.unlink(missing_ok=True)
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
         return key.id
 
     @staticmethod
@@ -274,15 +275,7 @@ class Vault:
         """
         keys = _read_key_file(path)
         key = _new_key(algorithm or keys[-1].algorithm, taken={k.id for k in keys})
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            _write_fd(fd, [*keys, key])
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        _fsync_directory(path.parent)
+        write_atomically(path, _key_file_bytes([*keys, key]), mode=PRIVATE_MODE)
         return key.id
 
 
@@ -292,7 +285,7 @@ def _new_key(algorithm: str, *, taken: set[str] | tuple[str, ...]) -> VaultKey:
         raise ConfigInvalid(
             f"unknown key algorithm {algorithm!r}{hint}; available: {', '.join(ALGORITHMS)}"
         )
-    now = dt.datetime.now(dt.UTC)
+    now = utc_now()
     while True:
         key_id = f"{now:%Y%m%d}-{secrets.token_hex(4)}"
         if key_id not in taken:
@@ -305,7 +298,7 @@ def _new_key(algorithm: str, *, taken: set[str] | tuple[str, ...]) -> VaultKey:
     )
 
 
-def _write_fd(fd: int, keys: Sequence[VaultKey]) -> None:
+def _key_file_bytes(keys: Sequence[VaultKey]) -> bytes:
     document = {
         "format": KEY_FILE_FORMAT,
         "keys": [
@@ -318,21 +311,16 @@ def _write_fd(fd: int, keys: Sequence[VaultKey]) -> None:
             for k in keys
         ],
     }
+    return (json.dumps(document, indent=2) + "\n").encode("utf-8")
+
+
+def _write_fd(fd: int, data: bytes) -> None:
     # umask may only remove bits; set 0600 explicitly in case the file pre-existed.
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(document, out, indent=2)
-        out.write("\n")
+    os.fchmod(fd, PRIVATE_MODE)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
         out.flush()
         os.fsync(out.fileno())
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_key_file(path: Path) -> list[VaultKey]:

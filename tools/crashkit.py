@@ -54,6 +54,7 @@ from types import FrameType
 from typing import Any
 
 from gateway.adapter import EncodeContext, LocalAdapter, load_adapter
+from gateway.clock import BEIJING
 from gateway.errors import GatewayError
 from gateway.pki import PkiLayout, init_pki
 from gateway.records import Feedback, FeedbackStatus, OriginalType, Record, RecordType, record_key
@@ -67,7 +68,6 @@ TONGLIANG = "500151"
 SUINING = "510900"
 # The cooperation agreements the nodes enforce (agreements/ at the root of the checkout).
 AGREEMENTS = Path(__file__).resolve().parent.parent / "agreements"
-BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 # A record as the harness knows it: (record type, its number at the origin).
 Key = tuple[str, str]

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from gateway.adapter import EncodeContext, available_adapters, load_adapter
+from gateway.clock import BEIJING
 from gateway.convert import convert
 from gateway.errors import GatewayError
-from gateway.records import BEIJING
+from gateway.files import write_atomically
 
 __all__ = ["register"]
 
@@ -83,23 +82,12 @@ def _convert(args: argparse.Namespace) -> int:
         sys.stdout.buffer.flush()
         return 0
     try:
-        _write_atomically(Path(args.output), output)
+        # A reader of OUTPUT sees the old file or the whole new one, never half of it.
+        write_atomically(Path(args.output), output)
     except OSError as exc:
         print(f"chuanyu-gateway: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
         return 1
     return 0
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    # A reader of OUTPUT sees the old file or the whole new one, never half of it.
-    handle, temporary = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -120,7 +108,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from gateway.conformance import check_adapter  # hypothesis is heavy; only here
+    from gateway.conformance import check_adapter  # the checks load the models; only here
 
     report = check_adapter(args.name, args.samples, max_examples=args.max_examples)
     print(report.render())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from gateway.clock import utc_now
 from gateway.errors import ConfigInvalid
 from gateway.pki import (
     SIGNING_SUITES,
@@ -194,7 +195,7 @@ def _existing_layout(directory: Path) -> PkiLayout:
 def _show(args: argparse.Namespace) -> int:
     layout = _existing_layout(args.directory)
     ca = load_certificate(layout.ca_cert)
-    now = dt.datetime.now(dt.UTC)
+    now = utc_now()
     print(f"{layout.ca_cert}  {_summary(ca, now=now)}")
     for folder in sorted(p for p in layout.directory.iterdir() if p.is_dir()):
         for name in _CERT_FILES:
@@ -259,7 +260,7 @@ class _StatusLine:
 
 def _status(args: argparse.Namespace) -> int:
     layout = _existing_layout(args.directory)
-    now = dt.datetime.now(dt.UTC)
+    now = utc_now()
     warn = dt.timedelta(days=args.warn_days)
     # A CRL is re-issued far more often than certificates: its own, shorter horizon.
     crl_warn = dt.timedelta(days=args.crl_warn_days)

@@ -13,7 +13,9 @@ plugin (:mod:`gateway.conformance.pytest_plugin`) offers it as the
 * **local round trip** — local → canonical → local → canonical gives equal
   records and an equal batch header;
 * **canonical round trip** — canonical → local → canonical is the identity on
-  property-generated records of every supported type, alone and in batches;
+  property-generated records of every supported type, alone and in batches
+  (these need Hypothesis, the ``conformance`` extra: without it they are reported
+  as skipped, with the reason, and every other check still runs);
 * **code tables** — every table is one-to-one, covers every value of its
   canonical field, and every code survives encode → decode;
 * **encoding** — text outside the BMP is written in the declared encoding
@@ -24,6 +26,8 @@ plugin (:mod:`gateway.conformance.pytest_plugin`) offers it as the
   adapter's own :meth:`~gateway.adapter.LocalAdapter.corruptions`) are refused
   with :class:`~gateway.adapter.LocalFileInvalid` naming record and field,
   without personal information in clear.
+
+The valid records the kit starts from are public: :mod:`gateway.conformance.samples`.
 
 Corruptions are made through canonical records and the adapter's own encoder,
 so the kit needs no knowledge of the format. That asks one thing of ``encode``:
@@ -55,8 +59,8 @@ def check_adapter(
     failed :class:`CheckResult` in the report. ``max_examples`` bounds the
     property-based round trips per record type.
     """
-    # The checks load Hypothesis and the canonical models; the pytest plugin imports
-    # this package in every test run, so they load only when a check actually runs.
+    # The checks load the canonical models (and Hypothesis, when installed); the pytest
+    # plugin imports this package in every test run, so they load only when a check runs.
     from gateway.conformance.checks import run_checks
 
     return run_checks(adapter, Path(samples), max_examples)

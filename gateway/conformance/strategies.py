@@ -1,4 +1,4 @@
-"""Hypothesis strategies for valid canonical records, and one fixed example of each type.
+"""Hypothesis strategies for valid canonical records (the fixed examples: :mod:`.samples`).
 
 Every generated record has passed :func:`gateway.records.parse_record`. Values
 are in the normal form adapters produce when decoding: an empty optional value
@@ -16,9 +16,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from gateway.identifiers import USCC_ALPHABET, check_resident_id, check_uscc, uscc_check_char
+from gateway.clock import BEIJING
+from gateway.conformance.samples import complete_uscc, example_record
+from gateway.identifiers import USCC_ALPHABET, check_resident_id
 from gateway.records import (
-    BEIJING,
     Channel,
     ConsumptionCategory,
     FeedbackStatus,
@@ -55,13 +56,7 @@ def _uscc(draw: st.DrawFn) -> str:
     head = draw(st.sampled_from(("91", "92", "93", "11", "Y1")))
     division = draw(st.sampled_from(_DIVISIONS))
     body = draw(st.text(st.sampled_from(USCC_ALPHABET), min_size=8, max_size=8))
-    # The GB 11714 check character is whichever one makes the code pass.
-    for org_check in "0123456789X":
-        first17 = head + division + body + org_check
-        code = first17 + uscc_check_char(first17)
-        if check_uscc(code) is None:
-            return code
-    raise AssertionError("no GB 11714 check character fits")  # pragma: no cover
+    return complete_uscc(head + division + body)
 
 
 @st.composite
@@ -231,83 +226,3 @@ def records_strategy(
     """Batches mixing the given record types."""
     one = st.one_of([record_strategy(t, currencies=currencies) for t in record_types])
     return st.lists(one, min_size=1, max_size=max_size)
-
-
-_EXAMPLES: dict[RecordType, dict[str, Any]] = {
-    RecordType.BUSINESS_REGISTRATION: {
-        "record_type": "business_registration",
-        "uscc": "91500151MA60K3C286",
-        "name": "重庆龙乡优品食品有限公司",
-        "entity_type": "有限责任公司(自然人投资或控股)",
-        "legal_representative": "张三",
-        "legal_representative_id_type": "resident_id",
-        "legal_representative_id_number": "11010519491231002X",
-        "registered_capital": "1000000.00",
-        "registered_capital_currency": "CNY",
-        "established_on": "2021-03-15",
-        "address": "重庆市铜梁区东城街道龙城大道100号",
-        "address_division": "500151",
-        "business_scope": "食品销售；农副产品销售",
-        "registration_authority": "重庆市铜梁区市场监督管理局",
-        "status": "active",
-        "approved_on": "2024-05-06",
-    },
-    RecordType.CONSUMER_COMPLAINT: {
-        "record_type": "consumer_complaint",
-        "complaint_number": "TS5001512026112700001",
-        "registered_at": "2026-11-27T09:30:00+08:00",
-        "channel": "hotline_12315",
-        "complainant": {"name": "李四", "phone": "13800138000"},
-        "respondent": {
-            "name": "遂宁市船山区某某电器商行",
-            "uscc": "92510903MA6AB7Q52D",
-            "address": "四川省遂宁市船山区明月路8号",
-            "division": "510903",
-        },
-        "subject": "空调",
-        "category": "goods",
-        "amount": "2999.00",
-        "purchased_on": "2026-11-20",
-        "facts": "安装后无法制冷，商家拒绝维修。",
-        "request": "退货退款",
-    },
-    RecordType.ENFORCEMENT_REFERRAL: {
-        "record_type": "enforcement_referral",
-        "referral_number": "遂市监移〔2026〕7号",
-        "referring_bureau": "遂宁市市场监督管理局",
-        "receiving_bureau": "重庆市铜梁区市场监督管理局",
-        "party": {
-            "name": "重庆龙乡优品食品有限公司",
-            "uscc": "91500151MA60K3C286",
-            "address": "重庆市铜梁区东城街道龙城大道100号",
-        },
-        "violation": "涉嫌销售超过保质期的食品",
-        "facts": "2026年11月抽检发现……",
-        "legal_basis": "《市场监督管理行政处罚程序规定》第十四条",
-        "found_on": "2026-11-25",
-        "evidence": [
-            {
-                "name": "现场检查笔录",
-                "pages": 3,
-                "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-            }
-        ],
-        "items": ["过期月饼 20 盒"],
-        "contact_name": "赵六",
-        "contact_phone": "0825-2220000",
-    },
-    RecordType.FEEDBACK: {
-        "record_type": "feedback",
-        "original_number": "TS5001512026112700001",
-        "original_type": "consumer_complaint",
-        "status": "complaint_accepted",
-        "note": "已受理",
-        "handled_at": "2026-11-28T09:00:00+08:00",
-        "officer": "吴十",
-    },
-}
-
-
-def example_record(record_type: RecordType) -> Record:
-    """A fixed, valid record of ``record_type`` (the specification examples)."""
-    return parse_record(_EXAMPLES[record_type])

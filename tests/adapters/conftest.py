@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.adapter import EncodeContext
-from gateway.records import BEIJING
+from gateway.clock import BEIJING
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -140,3 +142,39 @@ def test_a_stream_decoder_that_loses_records_fails_the_kit() -> None:
     assert not report.passed
     failed = {result.check for result in report.results if not result.passed}
     assert failed == {"streaming"}
+
+
+# Hypothesis is an extra: a finder that refuses it stands in for an environment without it.
+_WITHOUT_HYPOTHESIS = """
+import sys
+from importlib.abc import MetaPathFinder
+
+
+class NoHypothesis(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "hypothesis" or name.startswith("hypothesis."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoHypothesis())
+import gateway.conformance
+from gateway.cli import main
+
+sys.exit(main(["adapter", "check", "tongliang", "--samples", sys.argv[1]]))
+"""
+
+
+def test_the_kit_runs_without_hypothesis_and_says_what_it_skipped() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_HYPOTHESIS, str(SAMPLES / "tongliang")],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[skip] canonical round trip" in done.stdout
+    assert "Hypothesis is not installed" in done.stdout
+    assert "[ok  ] refusal" in done.stdout
+    assert "hypothesis" not in done.stderr.lower()

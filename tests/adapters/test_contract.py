@@ -9,7 +9,6 @@ import pytest
 
 from adapters.suining import SuiningAdapter
 from adapters.tongliang import TongliangAdapter
-from gateway import adapter as contract
 from gateway.adapter import (
     AdapterBroken,
     AdapterNotFound,
@@ -20,6 +19,7 @@ from gateway.adapter import (
     LocalProblem,
     available_adapters,
     load_adapter,
+    registry,
 )
 from gateway.errors import PeerError, RecordInvalid
 from gateway.records import RecordType
@@ -41,10 +41,10 @@ def test_unknown_adapter_lists_the_installed_ones() -> None:
 
 def _fake_entry_points(monkeypatch: pytest.MonkeyPatch, *values: str) -> None:
     points = [
-        importlib.metadata.EntryPoint(name="fake", value=value, group=contract.ENTRY_POINT_GROUP)
+        importlib.metadata.EntryPoint(name="fake", value=value, group=registry.ENTRY_POINT_GROUP)
         for value in values
     ]
-    monkeypatch.setattr(contract, "_entry_points", lambda: points)
+    monkeypatch.setattr(registry, "_entry_points", lambda: points)
 
 
 @pytest.mark.parametrize(

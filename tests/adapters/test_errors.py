@@ -20,7 +20,8 @@ from gateway.adapter import (
     RecordNotEncodable,
     load_adapter,
 )
-from gateway.records import BEIJING, BusinessRegistration, ConsumerComplaint, Feedback
+from gateway.clock import BEIJING
+from gateway.records import BusinessRegistration, ConsumerComplaint, Feedback
 
 SAMPLES = Path(__file__).resolve().parents[2] / "adapters" / "samples"
 CONTEXT = EncodeContext("510900", "SN1", dt.datetime(2026, 11, 27, 10, 0, tzinfo=BEIJING))

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from gateway.adapter import EncodeContext, load_adapter
+from gateway.clock import BEIJING
 from gateway.convert import convert
 from gateway.records import (
-    BEIJING,
     BusinessRegistration,
     ConsumerComplaint,
     EnforcementReferral,

@@ -24,6 +24,7 @@ from gateway.agreements import (
     load_agreements,
     parse_agreement,
 )
+from gateway.clock import BEIJING
 from gateway.errors import ConfigInvalid, PeerError
 from gateway.records import (
     ConsumerComplaint,
@@ -39,7 +40,6 @@ SHIPPED = Path(__file__).resolve().parents[2] / "agreements"
 TONGLIANG, SUINING, CHENGDU = "500151", "510900", "510100"
 MR, CP = "SUI-TONG-MR-2024", "SUI-TONG-CP-2024"
 ED25519 = "ed25519"
-BEIJING = dt.timezone(dt.timedelta(hours=8))
 NOW = dt.datetime(2026, 11, 29, 10, 0, tzinfo=BEIJING)
 ID_NUMBER = "11010519491231002X"
 

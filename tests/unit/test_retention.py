@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.agreements import AgreementBook, canonical_fields, load_agreements
+from gateway.clock import BEIJING
 from gateway.codec import decode_payload, encode_payload
 from gateway.records import (
     BusinessRegistration,
@@ -35,7 +36,6 @@ RecordData = Callable[..., dict[str, Any]]
 SHIPPED = Path(__file__).resolve().parents[2] / "agreements"
 TONGLIANG, SUINING = "500151", "510900"
 MR, CP = "SUI-TONG-MR-2024", "SUI-TONG-CP-2024"
-BEIJING = dt.timezone(dt.timedelta(hours=8))
 KINDS = ["business_registration", "consumer_complaint", "enforcement_referral", "feedback"]
 # The PI values of the good records in conftest.py.
 PI_VALUES = ("李四", "13800138000", "11010519491231002X", "王五", "赵六", "02345678901")
