@@ -15,7 +15,7 @@ import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import grpc
 from cryptography.hazmat.primitives import serialization
@@ -28,11 +28,13 @@ from gateway.agreements import load_agreements
 from gateway.config import NodeConfig
 from gateway.envelope import Freshness
 from gateway.errors import ConfigInvalid, GatewayError, StoreUnavailable
+from gateway.node.dispatcher import OutboxDispatcher
 from gateway.node.folders import InboundFolder, OutboundFolder
 from gateway.node.hooks import HookChain
 from gateway.node.inbound import InboundService
 from gateway.node.limits import PeerLimiter
-from gateway.node.outbound import OutboundService, OutboxDispatcher
+from gateway.node.outbound import OutboundService
+from gateway.node.partner import PartnerClient, PartnerHealth
 from gateway.node.reconcile import Reconciler
 from gateway.node.retention import RetentionJob
 from gateway.node.services import (
@@ -58,15 +60,10 @@ from gateway.pki import (
 )
 from gateway.signing import Signer, suite_named
 from gateway.store.at_rest import default_key_file, open_vault
-from gateway.store.base import OutboundState
 from gateway.store.postgres import PostgresStore
 from gateway.store.sqlite import SqliteStore
-from gateway.translog import Direction, EventKind, LogEvent
 
-if TYPE_CHECKING:
-    from gateway.console import Console
-
-__all__ = ["GatewayNode", "NodeIdentity", "load_identity"]
+__all__ = ["GatewayNode", "NodeIdentity", "Surface", "load_identity"]
 
 _log = logging.getLogger("chuanyu.node")
 
@@ -176,6 +173,15 @@ def _server_options(config: NodeConfig) -> list[tuple[str, int | str]]:
     ]
 
 
+class Surface(Protocol):
+    """Something served beside the node (an operator console): it starts after the
+    node's servers and stops before them."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class GatewayNode:
     """One bureau's node. Use as an async context manager."""
 
@@ -213,21 +219,30 @@ class GatewayNode:
         self._local_server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._tasks: list[asyncio.Task[None]] = []
-        self.console: Console | None = None
+        self._surfaces: list[Surface] = []
         self.outbound_folder: OutboundFolder | None = None
         self.inbound_folder: InboundFolder | None = None
         self._stopped = asyncio.Event()
+        self.partners = {
+            p.bureau: PartnerClient(
+                p,
+                self.identity.channel_credentials,
+                exchange=config.exchange,
+                retry=config.retry,
+                channel_options=_channel_options(config),
+            )
+            for p in config.partners
+        }
         self.dispatchers = {
             p.bureau: OutboxDispatcher(
                 partner=p,
+                client=self.partners[p.bureau],
                 signer=self.identity.signer,
                 verifier=self.identity.verifier,
                 store=self.store,
-                credentials=self.identity.channel_credentials,
                 exchange=config.exchange,
                 retry=config.retry,
                 freshness_seconds=config.exchange.freshness_seconds,
-                channel_options=_channel_options(config),
                 hooks=self.hooks,
             )
             for p in config.partners
@@ -252,24 +267,29 @@ class GatewayNode:
             store=self.store,
             wake=self._wake,
             agreements=self.agreements,
+            retry=config.retry,
             hooks=self.hooks,
         )
         self._local_files()
-        if config.console is not None:
-            from gateway.console import Console
-
-            self.console = Console(self, config.console)
         self.reconciler = Reconciler(
             bureau=config.bureau,
             partners=frozenset(self.dispatchers),
             signer=self.identity.signer,
             verifier=self.identity.verifier,
             store=self.store,
-            callers={b: d.call_reconcile for b, d in self.dispatchers.items()},
+            clients=self.partners,
         )
         self.retention = RetentionJob(
             self.store, self.agreements, config.retention.interval_seconds
         )
+        # --- console, built here until the composition root attaches it; remove at merge ---
+        self.console: Any = None
+        if config.console is not None:
+            from gateway.console import Console
+
+            self.console = Console(self, config.console)
+            self.attach(self.console)
+        # --- end of console block ---
 
     def _local_files(self) -> None:
         settings = self.config.local_files
@@ -300,24 +320,22 @@ class GatewayNode:
         if dispatcher is not None:
             dispatcher.wake()
 
+    def partner_health(self) -> dict[str, PartnerHealth]:
+        """What this node knows of each partner, from its calls and probes."""
+        return {bureau: client.health() for bureau, client in self.partners.items()}
+
+    async def probe_partners(self) -> dict[str, PartnerHealth]:
+        """A ``grpc.health.v1`` check of every partner over its channel."""
+        results = await asyncio.gather(*(c.probe() for c in self.partners.values()))
+        return dict(zip(self.partners, results, strict=True))
+
+    def attach(self, surface: Surface) -> None:
+        """Run ``surface`` with the node: started after the servers, stopped first."""
+        self._surfaces.append(surface)
+
     async def redrive(self, message_id: str, *, operator: str) -> bool:
-        """Put a dead-lettered message back in its partner's queue (at most once delivered:
-        the partner de-duplicates on the unchanged message id)."""
-        row = await self.store.get_outbound(message_id)
-        if row is None or row.state is not OutboundState.DEAD_LETTERED:
-            return False
-        event = LogEvent(
-            EventKind.REDRIVEN,
-            Direction.OUTBOUND,
-            peer=row.receiver,
-            message_id=message_id,
-            record_type=row.record_type,
-            detail={"operator": operator, "previous_error": row.last_error[:300]},
-        )
-        if not await self.store.redrive(message_id, [event]):
-            return False
-        self._wake(row.receiver)
-        return True
+        """For the console until its backend calls :meth:`OutboundService.redrive`."""
+        return await self.outbound.redrive(message_id, operator=operator)
 
     def route(self, bureau: str, address: str) -> None:
         """Send to ``bureau`` at ``address`` instead of the configured one."""
@@ -337,8 +355,8 @@ class GatewayNode:
         except BaseException:
             await self.store.close()
             raise
-        if self.console is not None:
-            await self.console.start()
+        for surface in self._surfaces:
+            await surface.start()
         self._supervise(self._watch_store(), "store-watch")
         self._supervise(self.retention.run(), "retention")
         if self.dispatchers:
@@ -396,7 +414,9 @@ class GatewayNode:
                 local_handler(self.outbound, self.store, self.signal),
                 operator_handler(
                     self.store,
-                    lambda message_id, operator: self.redrive(message_id, operator=operator),
+                    lambda message_id, operator: self.outbound.redrive(
+                        message_id, operator=operator
+                    ),
                     self.reconciler,
                     next(iter(sorted(self.dispatchers)), ""),
                 ),
@@ -497,8 +517,8 @@ class GatewayNode:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking calls, let in-flight ones finish within ``grace``, then close."""
         await self._health.enter_graceful_shutdown()
-        if self.console is not None:
-            await self.console.stop()
+        for surface in reversed(self._surfaces):
+            await surface.stop()
         servers = [s for s in (self._peer_server, self._local_server) if s is not None]
         await asyncio.gather(*(s.stop(grace) for s in servers))
         for task in self._tasks:

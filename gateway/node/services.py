@@ -38,6 +38,7 @@ from gateway.node.inbound import InboundService
 from gateway.node.limits import PeerLimiter
 from gateway.node.outbound import OutboundService
 from gateway.node.reconcile import Reconciler
+from gateway.node.signal import InboxSignal
 from gateway.node.status import internal_status, rejection_for, status_for
 from gateway.pki import SigningCertificateVerifier, bureau_of_pem
 from gateway.store.base import OutboundState, Store
@@ -109,22 +110,6 @@ def tls_peer_bureau(
         return None
     verifier.check_tls_peer(pems[0], now=dt.datetime.now(dt.UTC))
     return _bureau_of_pem(pems[0])
-
-
-class InboxSignal:
-    """Wakes local receive streams when the inbox grows."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait(self, timeout: float) -> None:
-        event = self._event
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
 
 
 # ---------------------------------------------------------------------------
