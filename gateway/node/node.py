@@ -30,6 +30,14 @@ from gateway.envelope import Freshness
 from gateway.errors import ConfigInvalid, GatewayError, StoreUnavailable
 from gateway.node.dispatcher import OutboxDispatcher
 from gateway.node.folders import InboundFolder, OutboundFolder
+from gateway.node.grpc import (
+    EXCHANGE_SERVICE,
+    LOCAL_SERVICE,
+    OPERATOR_SERVICE,
+    exchange_handler,
+    local_handler,
+    operator_handler,
+)
 from gateway.node.hooks import HookChain
 from gateway.node.inbound import InboundService
 from gateway.node.limits import PeerLimiter
@@ -37,15 +45,7 @@ from gateway.node.outbound import OutboundService
 from gateway.node.partner import PartnerClient, PartnerHealth
 from gateway.node.reconcile import Reconciler
 from gateway.node.retention import RetentionJob
-from gateway.node.services import (
-    EXCHANGE_SERVICE,
-    LOCAL_SERVICE,
-    OPERATOR_SERVICE,
-    InboxSignal,
-    exchange_handler,
-    local_handler,
-    operator_handler,
-)
+from gateway.node.signal import InboxSignal
 from gateway.pki import (
     SigningCertificateVerifier,
     bureau_of,
