@@ -13,18 +13,16 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Coroutine
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
-from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from chuanyu.exchange.v1 import exchange_service_pb2, local_service_pb2, operator_service_pb2
 from gateway.adapter import load_adapter
 from gateway.agreements import load_agreements
+from gateway.clock import utc_now
 from gateway.config import NodeConfig
 from gateway.envelope import Freshness
 from gateway.errors import ConfigInvalid, GatewayError, StoreUnavailable
@@ -39,6 +37,7 @@ from gateway.node.grpc import (
     operator_handler,
 )
 from gateway.node.hooks import HookChain
+from gateway.node.identity import NodeIdentity, channel_options, load_identity, server_options
 from gateway.node.inbound import InboundService
 from gateway.node.limits import PeerLimiter
 from gateway.node.outbound import OutboundService
@@ -46,19 +45,7 @@ from gateway.node.partner import PartnerClient, PartnerHealth
 from gateway.node.reconcile import Reconciler
 from gateway.node.retention import RetentionJob
 from gateway.node.signal import InboxSignal
-from gateway.pki import (
-    SigningCertificateVerifier,
-    bureau_of,
-    expiring_certificates,
-    key_id,
-    key_matches_certificate,
-    load_certificate,
-    load_certificates,
-    load_crls,
-    load_private_key,
-    signing_suite_of,
-)
-from gateway.signing import Signer, suite_named
+from gateway.pki import expiring_certificates, load_crls
 from gateway.store.at_rest import default_key_file, open_vault
 from gateway.store.postgres import PostgresStore
 from gateway.store.sqlite import SqliteStore
@@ -66,111 +53,6 @@ from gateway.store.sqlite import SqliteStore
 __all__ = ["GatewayNode", "NodeIdentity", "Surface", "load_identity"]
 
 _log = logging.getLogger("chuanyu.node")
-
-
-@dataclass(frozen=True, slots=True)
-class NodeIdentity:
-    signer: Signer
-    verifier: SigningCertificateVerifier
-    server_credentials: grpc.ServerCredentials
-    channel_credentials: grpc.ChannelCredentials
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigInvalid(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def load_identity(config: NodeConfig) -> NodeIdentity:
-    """Load keys and certificates, and check they belong to this bureau."""
-    bureau = config.bureau
-    cas = load_certificates(config.tls.ca)
-    signing_cert = load_certificate(config.signing.cert)
-    if bureau_of(signing_cert) != bureau:
-        raise ConfigInvalid(
-            f"{config.source}: signing.cert {config.signing.cert} is for bureau "
-            f"{bureau_of(signing_cert)}, not {bureau}"
-        )
-    tls_cert = load_certificate(config.tls.cert)
-    if bureau_of(tls_cert) != bureau:
-        raise ConfigInvalid(
-            f"{config.source}: tls.cert {config.tls.cert} is for bureau {bureau_of(tls_cert)}, "
-            f"not {bureau}"
-        )
-    suite = suite_named(config.signing.suite)
-    signing_key = load_private_key(config.signing.key)
-    suite.check_private_key(signing_key)
-    if not key_matches_certificate(signing_cert, signing_key):
-        raise ConfigInvalid(
-            f"{config.source}: signing.key {config.signing.key} is not the key of "
-            f"signing.cert {config.signing.cert}"
-        )
-    if signing_suite_of(signing_cert) != suite.name:
-        raise ConfigInvalid(
-            f"{config.source}: signing.suite is {suite.name} but signing.cert holds a "
-            f"{signing_suite_of(signing_cert)} key"
-        )
-    crls = load_crls(config.tls.crl) if config.tls.crl is not None else []
-    verifier = SigningCertificateVerifier(cas, crls=crls)
-    # Our own certificate must pass the checks our partners will make.
-    verifier.verify(
-        signing_cert.public_bytes(serialization.Encoding.DER), now=dt.datetime.now(dt.UTC)
-    )
-    signer = Signer(
-        bureau=bureau,
-        suite=suite,
-        private_key=signing_key,
-        certificate_der=signing_cert.public_bytes(serialization.Encoding.DER),
-        key_id=key_id(signing_cert),
-    )
-    ca_pem = _read(config.tls.ca)
-    tls_key_pem, tls_cert_pem = _read(config.tls.key), _read(config.tls.cert)
-    return NodeIdentity(
-        signer=signer,
-        verifier=verifier,
-        server_credentials=grpc.ssl_server_credentials(
-            [(tls_key_pem, tls_cert_pem)], root_certificates=ca_pem, require_client_auth=True
-        ),
-        channel_credentials=grpc.ssl_channel_credentials(
-            root_certificates=ca_pem, private_key=tls_key_pem, certificate_chain=tls_cert_pem
-        ),
-    )
-
-
-def _grpc_options(config: NodeConfig) -> list[tuple[str, int | str]]:
-    size = config.exchange.max_message_bytes
-    return [
-        ("grpc.max_receive_message_length", size),
-        ("grpc.max_send_message_length", size),
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-        ("grpc.http2.max_pings_without_data", 0),
-    ]
-
-
-def _channel_options(config: NodeConfig) -> list[tuple[str, int | str]]:
-    return [
-        *_grpc_options(config),
-        # The dispatcher keeps its own per-partner backoff and probes; gRPC's reconnect
-        # backoff, shared through the global subchannel pool by every channel to an
-        # address, must not stall it for minutes after the partner is back.
-        ("grpc.use_local_subchannel_pool", 1),
-        ("grpc.initial_reconnect_backoff_ms", 200),
-        ("grpc.min_reconnect_backoff_ms", 200),
-        ("grpc.max_reconnect_backoff_ms", 5_000),
-    ]
-
-
-def _server_options(config: NodeConfig) -> list[tuple[str, int | str]]:
-    return [
-        *_grpc_options(config),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
-        ("grpc.max_connection_idle_ms", 300_000),
-    ]
 
 
 class Surface(Protocol):
@@ -229,7 +111,7 @@ class GatewayNode:
                 self.identity.channel_credentials,
                 exchange=config.exchange,
                 retry=config.retry,
-                channel_options=_channel_options(config),
+                channel_options=channel_options(config),
             )
             for p in config.partners
         }
@@ -377,7 +259,7 @@ class GatewayNode:
         )
 
     async def _start_servers(self) -> None:
-        options = _server_options(self.config)
+        options = server_options(self.config)
         peer = grpc.aio.server(options=options)
         peer.add_generic_rpc_handlers(
             [
@@ -484,7 +366,7 @@ class GatewayNode:
         """Certificates of this node expiring within the warning period (or expired)."""
         tls = self.config.tls
         paths = [tls.ca, tls.cert, self.config.signing.cert]
-        soon = expiring_certificates(paths, tls.expiry_warning_days, dt.datetime.now(dt.UTC))
+        soon = expiring_certificates(paths, tls.expiry_warning_days, utc_now())
         return [
             f"{item.path.name} ({item.bureau or 'CA'}, {item.role}) expires "
             f"{item.not_after:%Y-%m-%d}: {item.remaining.days} day(s) left"
