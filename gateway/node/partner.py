@@ -40,7 +40,7 @@ from gateway.transfer import (
     backoff_delay,
 )
 
-__all__ = ["Answer", "PartnerClient", "PartnerHealth", "classify"]
+__all__ = ["Answer", "CallStatus", "PartnerClient", "PartnerHealth", "classify"]
 
 _log = logging.getLogger("chuanyu.partner")
 
@@ -84,7 +84,7 @@ class PartnerHealth:
 
 
 @dataclass(frozen=True, slots=True)
-class _Status:
+class CallStatus:
     """A gRPC status as a partner sent it, before it means anything."""
 
     code: grpc.StatusCode
@@ -114,9 +114,9 @@ def _status_details(metadata: Any) -> tuple[str, float | None]:
     return reason, retry_after
 
 
-def _from_error(exc: grpc.aio.AioRpcError) -> _Status:
+def _from_error(exc: grpc.aio.AioRpcError) -> CallStatus:
     reason, retry_after = _status_details(exc.trailing_metadata())
-    return _Status(exc.code(), exc.details() or "", reason, retry_after)
+    return CallStatus(exc.code(), exc.details() or "", reason, retry_after)
 
 
 def _code(value: int) -> grpc.StatusCode:
@@ -126,7 +126,7 @@ def _code(value: int) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-def classify(status: _Status, *, retry_at: dt.datetime) -> Answer:
+def classify(status: CallStatus, *, retry_at: dt.datetime) -> Answer:
     """What a partner's status means for the envelope it answers; ``retry_at`` is when
     the circuit lets the next call through (for failures of the link)."""
     name = status.code.name
@@ -280,12 +280,12 @@ class PartnerClient:
         has ended and the circuit has taken them into account.
         """
         wanted = {message_id for message_id, _ in envelopes}
-        link_failures: dict[str, _Status] = {}
+        link_failures: dict[str, CallStatus] = {}
 
-        def answer(message_id: str, result: epb.Receipt | _Status) -> None:
+        def answer(message_id: str, result: epb.Receipt | CallStatus) -> None:
             if message_id not in wanted:
                 return  # an answer for something not sent in this call, or a second one
-            if isinstance(result, _Status) and result.code in _TRANSPORT_CODES:
+            if isinstance(result, CallStatus) and result.code in _TRANSPORT_CODES:
                 link_failures.setdefault(message_id, result)
                 return
             wanted.discard(message_id)
@@ -320,7 +320,7 @@ class PartnerClient:
         self,
         message_id: str,
         envelope: epb.Envelope,
-        answer: Callable[[str, epb.Receipt | _Status], None],
+        answer: Callable[[str, epb.Receipt | CallStatus], None],
     ) -> None:
         try:
             response = await xgrpc.ExchangeServiceStub(self._open()).Submit(
@@ -334,7 +334,7 @@ class PartnerClient:
     async def _stream(
         self,
         envelopes: Sequence[tuple[str, epb.Envelope]],
-        answer: Callable[[str, epb.Receipt | _Status], None],
+        answer: Callable[[str, epb.Receipt | CallStatus], None],
     ) -> None:
         window = asyncio.Semaphore(self._exchange.stream_window)
         call = xgrpc.ExchangeServiceStub(self._open()).SubmitStream(
@@ -348,7 +348,7 @@ class PartnerClient:
             await call.done_writing()
 
         writer = asyncio.create_task(write_all())
-        failure: _Status | None = None
+        failure: CallStatus | None = None
         try:
             async for response in call:
                 window.release()
@@ -356,7 +356,7 @@ class PartnerClient:
                     answer(response.message_id, response.receipt)
                 else:
                     rejection = response.rejection
-                    status = _Status(_code(rejection.code), rejection.message, rejection.reason)
+                    status = CallStatus(_code(rejection.code), rejection.message, rejection.reason)
                     answer(response.message_id, status)
         except grpc.aio.AioRpcError as exc:
             failure = _from_error(exc)
@@ -370,7 +370,7 @@ class PartnerClient:
                 await writer
         if failure is None and await call.code() != grpc.StatusCode.OK:
             reason, retry_after = _status_details(await call.trailing_metadata())
-            failure = _Status(await call.code(), await call.details() or "", reason, retry_after)
+            failure = CallStatus(await call.code(), await call.details() or "", reason, retry_after)
         if failure is not None:
             for message_id, _ in envelopes:
                 answer(message_id, failure)  # only those still unanswered
