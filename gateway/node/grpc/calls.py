@@ -86,22 +86,29 @@ def unary(
     )
 
 
-def server_stream(
-    request_type: type[Req], handler: Callable[[Req, Context], AsyncIterator[Resp]]
-) -> grpc.RpcMethodHandler[Any, Any]:
-    """A request, a stream of responses."""
-
-    async def call(data: bytes, context: Context) -> AsyncIterator[Resp]:
+def _streaming(
+    responses: Callable[[Any, Context], AsyncIterator[Resp]],
+) -> Callable[[Any, Context], AsyncIterator[Resp]]:
+    async def call(request: Any, context: Context) -> AsyncIterator[Resp]:
         try:
-            async for response in handler(parse(data, request_type), context):
+            async for response in responses(request, context):
                 yield response
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
             await abort_with(context, exc)
 
+    return call
+
+
+def server_stream(
+    request_type: type[Req], handler: Callable[[Req, Context], AsyncIterator[Resp]]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A request, a stream of responses."""
     return grpc.unary_stream_rpc_method_handler(
-        call, request_deserializer=None, response_serializer=_serialize
+        _streaming(lambda data, context: handler(parse(data, request_type), context)),
+        request_deserializer=None,
+        response_serializer=_serialize,
     )
 
 
@@ -109,18 +116,8 @@ def bidi_stream(
     handler: Callable[[AsyncIterator[bytes], Context], AsyncIterator[Resp]],
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """Streams both ways; requests stay bytes, so the handler answers each bad one."""
-
-    async def call(requests: AsyncIterator[bytes], context: Context) -> AsyncIterator[Resp]:
-        try:
-            async for response in handler(requests, context):
-                yield response
-        except (asyncio.CancelledError, grpc.aio.AbortError):
-            raise
-        except Exception as exc:
-            await abort_with(context, exc)
-
     return grpc.stream_stream_rpc_method_handler(
-        call, request_deserializer=None, response_serializer=_serialize
+        _streaming(handler), request_deserializer=None, response_serializer=_serialize
     )
 
 
