@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
-from gateway.clock import utc_now
+from gateway.clock import from_timestamp, utc_now
 from gateway.config import ExchangeSettings, PartnerConfig, RetrySettings
 from gateway.envelope import parse_envelope, parse_header, reseal_envelope, verify_receipt
 from gateway.errors import GatewayError
@@ -181,7 +181,7 @@ class OutboxDispatcher:
     async def _prepare(self, row: OutboundRow) -> _Delivery:
         envelope = parse_envelope(row.envelope)
         header = parse_header(envelope.header)
-        created = header.created_at.ToDatetime(tzinfo=dt.UTC)
+        created = from_timestamp(header.created_at)
         now = utc_now()
         # Re-sign well before the peer's freshness window would refuse the envelope.
         if now - created < dt.timedelta(seconds=self.freshness_seconds / 2):

@@ -262,10 +262,15 @@ class PartnerClient:
                 self._open()
             ).Reconcile(request, timeout=self._exchange.call_timeout_seconds * 3)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() in _TRANSPORT_CODES:
+                self.note_failure(f"{exc.code().name}: {exc.details() or ''}")
+            else:
+                self._succeeded(utc_now())
             raise PeerUnavailable(
                 f"bureau {self.bureau} did not answer the reconciliation: "
                 f"{exc.code().name}: {exc.details()}"
             ) from exc
+        self._succeeded(utc_now())
         return response
 
     async def submit(
