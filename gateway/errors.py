@@ -2,9 +2,12 @@
 
 ::
 
-    GatewayError
+    GatewayError                  unclassified: taken as ours (never answered INTERNAL)
     ├── PeerError                 the caller's fault: we refuse what it sent
     │   ├── RecordInvalid           a record breaks a field rule (carries violations)
+    │   │   └── LocalFormatError      (gateway.adapter) a local file breaks its format
+    │   │       ├── LocalFileInvalid      decoding refused the whole file
+    │   │       └── RecordNotEncodable    a record the local format cannot hold
     │   ├── EnvelopeMalformed       bytes that do not parse as an envelope/header/record
     │   ├── PayloadDigestMismatch   payload bytes differ from the signed digest
     │   ├── SignatureInvalid        signature does not verify / suite or key id mismatch
@@ -17,17 +20,18 @@
     │   ├── UnknownPeer             local caller names a bureau we have no route to
     │   ├── NotFound                local caller asks for something we do not have
     │   │   └── AdapterNotFound       (gateway.adapter) no adapter of that name installed
-    │   ├── EncodeContextInvalid    (gateway.adapter) a batch header value is missing
-    │   └── RecordInvalid
-    │       └── LocalFormatError    (gateway.adapter) a local file breaks its format
-    │           ├── LocalFileInvalid      decoding refused the whole file
-    │           └── RecordNotEncodable    a record the local format cannot hold
+    │   ├── IllegalTransition       an outbound record is not in a state the request fits
+    │   ├── AgreementRefused        (gateway.agreements) outside the agreement named
+    │   └── EncodeContextInvalid    (gateway.adapter) a batch header value is missing
     └── GatewayFault              our fault: retrying later may help
         ├── StoreUnavailable        the durable store cannot commit
         ├── PeerUnavailable         the partner node cannot be reached
         ├── Overloaded              a partner is over its call limits (carries retry_after)
         ├── ConfigInvalid           configuration refused at start
-        └── AdapterBroken           (gateway.adapter) an installed adapter fails to load
+        │   └── AgreementFileInvalid  (gateway.agreements) an agreement file breaks a rule
+        ├── AdapterBroken           (gateway.adapter) an installed adapter fails to load
+        ├── AnonymisationFailed     (gateway.retention) a record cannot be anonymised
+        └── VaultError              (gateway.vault) a stored blob cannot be decrypted
 
 Each class carries a stable upper-case ``reason`` (sent to callers as
 ``google.rpc.ErrorInfo.reason``). gRPC status codes are assigned in exactly one
@@ -46,6 +50,7 @@ __all__ = [
     "FieldViolation",
     "GatewayError",
     "GatewayFault",
+    "IllegalTransition",
     "NotFound",
     "Overloaded",
     "PayloadDigestMismatch",
@@ -148,6 +153,12 @@ class UnknownPeer(PeerError):
 
 class NotFound(PeerError):
     reason = "NOT_FOUND"
+
+
+class IllegalTransition(PeerError):
+    """The request does not apply to the record's state (re-driving a delivered record)."""
+
+    reason = "ILLEGAL_TRANSITION"
 
 
 class StoreUnavailable(GatewayFault):

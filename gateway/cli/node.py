@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import grpc
 
@@ -112,43 +113,80 @@ async def _serve_async(config: NodeConfig, grace: float) -> int:
     return 0
 
 
-def read_records(path: Path, fmt: str) -> list[Record]:
-    """Read a local or canonical file into validated canonical records."""
+def read_file(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ConfigInvalid(f"cannot read {path}: {exc.strerror}") from exc
-    # The adapters' own path (canonical JSON is one of them), as convert and the nodes use.
-    return list(read_local(data, adapter=fmt).records)
+
+
+def batch_request(data: bytes, records: Sequence[Record], receiver: str) -> lpb.SendBatchRequest:
+    """The file as one batch, each record keyed by the file's digest and its position (as
+    the outbound folder keys them): sending the same file again queues nothing new."""
+    digest = hashlib.sha256(data).hexdigest()
+    return lpb.SendBatchRequest(
+        records=[
+            lpb.SendRequest(
+                record=record_to_proto(record),
+                receiver=receiver,
+                idempotency_key=f"file:{digest}:{index}",
+            )
+            for index, record in enumerate(records)
+        ]
+    )
 
 
 def _send(args: argparse.Namespace) -> int:
     address = args.local if args.config is None else load_config(args.config).listen.local
-    records = read_records(args.file, args.format)
-    return asyncio.run(_send_async(address, records, args.receiver, args.wait))
+    data = read_file(args.file)
+    records = list(read_local(data, adapter=args.format).records)
+    request = batch_request(data, records, args.receiver)
+    return asyncio.run(_send_async(address, request, records, args.wait))
 
 
-async def _send_async(address: str, records: list[Record], receiver: str, wait: float) -> int:
+def _refusal_lines(refusal: lpb.RecordRefusal, records: Sequence[Record]) -> list[str]:
+    record = records[refusal.index] if refusal.index < len(records) else None
+    what = f"{record.record_type.value} {record_key(record)}" if record is not None else "?"
+    rejection = refusal.rejection
+    lines = [
+        f"refused record {refusal.index + 1} ({what}): {rejection.message} [{rejection.reason}]"
+    ]
+    lines += [f"    {v.field}: {v.description} [{v.rule}]" for v in rejection.field_violations]
+    return lines
+
+
+async def _send_async(
+    address: str, request: lpb.SendBatchRequest, records: Sequence[Record], wait: float
+) -> int:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = lgrpc.LocalServiceStub(channel)
-        sent: list[tuple[Record, Any]] = []
-        for record in records:
-            try:
-                response = await stub.Send(
-                    lpb.SendRequest(record=record_to_proto(record), receiver=receiver), timeout=10
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                    raise PeerUnavailable(f"no node answers at {address}: {exc.details()}") from exc
-                print(
-                    f"refused {record.record_type.value} {record_key(record)}: {exc.details()}",
-                    file=sys.stderr,
-                )
-                return 1
-            sent.append((record, response))
-            print(f"{response.message_id}  {record.record_type.value:<21} → {response.receiver}")
+        try:
+            response = await stub.SendBatch(request, timeout=60)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                raise PeerUnavailable(f"no node answers at {address}: {exc.details()}") from exc
+            print(f"refused: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+        if response.refusals:
+            for refusal in response.refusals:
+                for line in _refusal_lines(refusal, records):
+                    print(line, file=sys.stderr)
+            print(
+                f"nothing queued: {len(response.refusals)} of {len(records)} record(s) refused",
+                file=sys.stderr,
+            )
+            return 1
+        queued = 0
+        for record, sent in zip(records, response.results, strict=True):
+            note = "  (already queued)" if sent.duplicate else ""
+            queued += not sent.duplicate
+            print(f"{sent.message_id}  {record.record_type.value:<21} → {sent.receiver}{note}")
+        print(
+            f"{queued} queued, {len(records) - queued} already queued, 0 refused "
+            f"({len(records)} record(s) in the file)"
+        )
         if wait > 0:
-            return await _await_receipts(stub, [r.message_id for _, r in sent], wait)
+            return await _await_receipts(stub, [r.message_id for r in response.results], wait)
     return 0
 
 

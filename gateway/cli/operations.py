@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from chuanyu.exchange.v1 import operator_service_pb2 as opb
 from chuanyu.exchange.v1 import operator_service_pb2_grpc as ogrpc
 from gateway.checkpoint import verify_checkpoint
+from gateway.clock import BEIJING, beijing, from_timestamp, to_timestamp, utc_now
 from gateway.codec import record_type_from_proto
 from gateway.config import load_config
 from gateway.errors import ConfigInvalid, GatewayError, PeerUnavailable
@@ -23,7 +24,6 @@ from gateway.pki import SigningCertificateVerifier, load_certificates
 
 __all__ = ["register"]
 
-_BEIJING = dt.timezone(dt.timedelta(hours=8))
 T = TypeVar("T")
 
 
@@ -81,7 +81,7 @@ async def _call(address: str, call: str, request: object) -> T:
 
 
 def _when(ts: Timestamp) -> str:
-    return ts.ToDatetime(tzinfo=dt.UTC).astimezone(_BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    return beijing(from_timestamp(ts))
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -130,23 +130,20 @@ def _redrive(args: argparse.Namespace) -> int:
 
 
 def _parse_time(value: str | None, default: dt.datetime) -> Timestamp:
-    ts = Timestamp()
     if value is None:
-        ts.FromDatetime(default)
-        return ts
+        return to_timestamp(default)
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError as exc:
         raise ConfigInvalid(f"{value!r} is not an ISO 8601 date or time") from exc
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=_BEIJING)  # operators think in Beijing time
-    ts.FromDatetime(parsed.astimezone(dt.UTC))
-    return ts
+        parsed = parsed.replace(tzinfo=BEIJING)  # operators think in Beijing time
+    return to_timestamp(parsed)
 
 
 def _reconcile(args: argparse.Namespace) -> int:
     address, ca = _stub(args)
-    now = dt.datetime.now(dt.UTC)
+    now = utc_now()
     request = opb.ReconcilePeriodRequest(
         peer=args.peer,
         period_start=_parse_time(args.start, now - dt.timedelta(days=1)),

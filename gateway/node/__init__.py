@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.node.node import GatewayNode, NodeIdentity, load_identity
+from gateway.node.node import GatewayNode, NodeIdentity, Surface, load_identity
+from gateway.node.partner import PartnerHealth
 
-__all__ = ["GatewayNode", "NodeIdentity", "load_identity"]
+__all__ = ["GatewayNode", "NodeIdentity", "PartnerHealth", "Surface", "load_identity"]

@@ -17,23 +17,23 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import itertools
 import logging
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from chuanyu.exchange.v1 import records_pb2 as rpb
 from gateway.adapter import EncodeContext, LocalAdapter
+from gateway.clock import BEIJING, utc_now
 from gateway.codec import record_from_proto
 from gateway.convert import read_local
 from gateway.envelope import parse_envelope
 from gateway.errors import GatewayError
-from gateway.node.outbound import OutboundService, Route
-from gateway.node.services import InboxSignal
+from gateway.files import file_sha256, write_atomically, write_files_atomically
+from gateway.node.outbound import OutboundService, Refusal, Submission
+from gateway.node.signal import InboxSignal
 from gateway.records import Record
 from gateway.store.base import InboundRow, Store
 from gateway.translog import Direction, EventKind, LogEvent
@@ -45,47 +45,10 @@ _TEMPORARY_SUFFIXES = (".part", ".tmp", ".partial")
 # A file not renamed into place is taken once it has not changed for this long.
 _SETTLE_SECONDS = 1.0
 _INBOUND_BATCH = 128
-# Records of one file committed to the outbox together (one group commit, not one each).
-_SEND_CONCURRENCY = 64
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_files_atomically(directory: Path, files: Sequence[tuple[Path, bytes]]) -> None:
-    """Like :func:`write_atomically` for many files, with one directory sync at the end."""
-    for target, data in files:
-        temporary = target.with_name(f".{target.name}.part")
-        with temporary.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(target)
-    _fsync_directory(directory)
-
-
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write ``data`` so that ``target`` is either absent or complete, never half-written."""
-    temporary = target.with_name(f".{target.name}.part")
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(target)
-    _fsync_directory(target.parent)
+# A streamed file is queued this many records per transaction (memory stays bounded).
+_STREAM_GROUP = 256
+# Files written for the local system: readable by its own account.
+_LOCAL_FILE_MODE = 0o644
 
 
 def _free_name(directory: Path, name: str) -> Path:
@@ -113,7 +76,7 @@ class OutboundFolder:
             sub.mkdir(parents=True, exist_ok=True)
 
     def _ready_files(self) -> list[Path]:
-        now = dt.datetime.now().timestamp()
+        now = utc_now().timestamp()
         ready = []
         for path in sorted(self.directory.iterdir()):
             if (
@@ -147,52 +110,47 @@ class OutboundFolder:
             # Off the event loop: a slow file must not hold up the partner and local ports.
             # The same reading (and re-validation of what the adapter returns) as convert.
             batch = await asyncio.to_thread(read_local, data, adapter=self.adapter)
-            # Route every record before sending any: a file is refused whole.
-            routes = [await self.outbound.resolve(record) for record in batch.records]
         except GatewayError as exc:
-            await self._reject(path, digest, exc)
+            await self._reject(path, digest, exc.reason, exc.message)
             return 0
-        await self._send_all(enumerate(zip(batch.records, routes, strict=True)), digest)
-        await self._done(path, digest, len(batch.records))
-        return len(batch.records)
+        items = _submissions(batch.records, digest)
+        # Route every record before queueing any: a file is refused whole.
+        routes, refusals = await self.outbound.check(items)
+        if refusals:
+            await self._refuse(path, digest, refusals)
+            return 0
+        await self.outbound.queue(items, routes)
+        await self._done(path, digest, len(items))
+        return len(items)
 
     async def _process_streaming(self, path: Path) -> int:
-        """A large file: one pass checks and routes every record, a second sends them.
+        """A large file: one pass checks and routes every record, a second queues them.
 
-        Only one record is held at a time; the idempotency keys (file digest and
-        position) make a crash between or during the passes harmless.
+        Only a group of records is held at a time; the idempotency keys (file digest
+        and position) make a crash between or during the passes harmless.
         """
-        digest = await asyncio.to_thread(_file_sha256, path)
+        digest = await asyncio.to_thread(file_sha256, path)
         count = 0
         try:
             with path.open("rb") as stream:
-                for record in self.adapter.iter_decode(stream):
-                    await self.outbound.resolve(record)
-                    count += 1
+                for group in _groups(self.adapter.iter_decode(stream), digest, 0):
+                    _, refusals = await self.outbound.check(group)
+                    if refusals:
+                        await self._refuse(path, digest, refusals, offset=count)
+                        return 0
+                    count += len(group)
         except GatewayError as exc:
-            await self._reject(path, digest, exc)
+            await self._reject(path, digest, exc.reason, exc.message)
             return 0
-        # Routed again record by record: keeping a route per record would hold the file.
+        # Routed again group by group: keeping a route per record would hold the file.
         with path.open("rb") as stream:
-            await self._send_all(
-                enumerate((record, None) for record in self.adapter.iter_decode(stream)), digest
-            )
+            for group in _groups(self.adapter.iter_decode(stream), digest, 0):
+                routes, refusals = await self.outbound.check(group)
+                if refusals:  # an agreement ended between the passes: the rest waits
+                    raise refusals[0].error
+                await self.outbound.queue(group, routes)
         await self._done(path, digest, count)
         return count
-
-    async def _send_all(
-        self, records: Iterator[tuple[int, tuple[Record, Route | None]]], digest: str
-    ) -> None:
-        """Send in bounded groups: concurrent sends share a commit; memory stays bounded."""
-        while group := list(itertools.islice(records, _SEND_CONCURRENCY)):
-            await asyncio.gather(
-                *(
-                    self.outbound.send(
-                        record, idempotency_key=f"file:{digest}:{index}", route=route
-                    )
-                    for index, (record, route) in group
-                )
-            )
 
     async def _done(self, path: Path, digest: str, count: int) -> None:
         await self.store.append_log(
@@ -207,24 +165,38 @@ class OutboundFolder:
         await asyncio.to_thread(path.replace, _free_name(self.directory / "done", path.name))
         _log.info("took %s: %d record(s) queued", path.name, count)
 
-    async def _reject(self, path: Path, digest: str, exc: GatewayError) -> None:
-        _log.warning("refused %s: %s [%s]", path.name, exc.message, exc.reason)
+    async def _refuse(
+        self, path: Path, digest: str, refusals: Sequence[Refusal], *, offset: int = 0
+    ) -> None:
+        """Records that cannot be routed: the file is refused whole, naming each."""
+        first = refusals[0].error
+        lines = "\n".join(
+            str(Refusal(r.position + offset, r.record, r.error)) for r in refusals[:50]
+        )
+        more = f"\nand {len(refusals) - 50} more" if len(refusals) > 50 else ""
+        await self._reject(path, digest, first.reason, lines + more)
+
+    async def _reject(self, path: Path, digest: str, reason: str, message: str) -> None:
+        _log.warning("refused %s: %s [%s]", path.name, message, reason)
         target = _free_name(self.directory / "rejected", path.name)
         report = (
             f"file: {path.name}\nsha256: {digest}\nrefused at: "
-            f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}\nreason: {exc.reason}\n"
-            f"nothing from this file was sent\n\n{exc.message}\n"
+            f"{utc_now().isoformat(timespec='seconds')}\nreason: {reason}\n"
+            f"nothing from this file was sent\n\n{message}\n"
         )
         await asyncio.to_thread(path.replace, target)
         await asyncio.to_thread(
-            write_atomically, target.with_name(target.name + ".error.txt"), report.encode()
+            write_atomically,
+            target.with_name(target.name + ".error.txt"),
+            report.encode(),
+            mode=_LOCAL_FILE_MODE,
         )
         await self.store.append_log(
             [
                 LogEvent(
                     EventKind.REJECTED_FROM_LOCAL,
                     Direction.LOCAL,
-                    detail={"file": path.name, "sha256": digest, "reason": exc.reason},
+                    detail={"file": path.name, "sha256": digest, "reason": reason},
                 )
             ]
         )
@@ -244,7 +216,7 @@ class InboundFolder:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def file_for(self, row: InboundRow) -> Path:
-        received = row.received_at.astimezone(dt.timezone(dt.timedelta(hours=8)))
+        received = row.received_at.astimezone(BEIJING)
         name = f"{received:%Y%m%d%H%M%S}-{row.sender}-{row.record_type}-{row.message_id}"
         return self.directory / (name + self.adapter.file_suffix)
 
@@ -285,8 +257,26 @@ class InboundFolder:
             )
             files.append((target, data))
         if files:
-            await asyncio.to_thread(write_files_atomically, self.directory, files)
+            await asyncio.to_thread(
+                write_files_atomically, self.directory, files, mode=_LOCAL_FILE_MODE
+            )
         await self.store.acknowledge_inbound([row.message_id for row in rows])
+
+
+def _submissions(records: Iterable[Record], digest: str, start: int = 0) -> list[Submission]:
+    """Each record keyed by the file's digest and its position: a file taken twice (or
+    again after a crash) queues each record once."""
+    return [
+        Submission(record, idempotency_key=f"file:{digest}:{index}")
+        for index, record in enumerate(records, start)
+    ]
+
+
+def _groups(records: Iterable[Record], digest: str, start: int) -> Iterable[list[Submission]]:
+    iterator = iter(records)
+    while chunk := list(itertools.islice(iterator, _STREAM_GROUP)):
+        yield _submissions(chunk, digest, start)
+        start += len(chunk)
 
 
 def pending_files(directory: Path) -> Sequence[Path]:

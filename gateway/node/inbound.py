@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
 from gateway.agreements import AgreementBook, AgreementRefused
+from gateway.clock import utc_now
 from gateway.codec import record_type_from_proto
 from gateway.envelope import Freshness, OpenedEnvelope, issue_receipt, open_envelope, parse_header
 from gateway.errors import (
@@ -28,12 +29,56 @@ from gateway.node.hooks import HookChain, InboundHandled
 from gateway.pki import SigningCertificateVerifier
 from gateway.records import Feedback, record_key
 from gateway.signing import Signer
-from gateway.store.base import InboundRow, Store
+from gateway.store.base import InboundRow, OutboundRow, Store
 from gateway.translog import Direction, EventKind, LogEvent
 
-__all__ = ["InboundService"]
+__all__ = ["InboundFacts", "InboundService", "judge_acceptance"]
 
 _log = logging.getLogger("chuanyu.inbound")
+
+
+@dataclass(frozen=True, slots=True)
+class InboundFacts:
+    """What the store says about an opened envelope."""
+
+    seen: bool  # (sender, message id) is already in the inbox
+    answered: OutboundRow | None  # feedback only: the record of ours it names
+
+
+def judge_acceptance(
+    opened: OpenedEnvelope,
+    facts: InboundFacts,
+    agreements: AgreementBook,
+    *,
+    receiver: str,
+    now: dt.datetime,
+) -> None:
+    """Accept ``opened`` or raise the :class:`PeerError` that refuses it. Pure."""
+    header = opened.header
+    try:
+        agreements.check_inbound(
+            header.agreement_id,
+            header.sender,
+            receiver,
+            opened.record_type,
+            opened.record,
+            now=now,
+            suite=header.suite,
+        )
+    except AgreementRefused:
+        # Accepted while the agreement was in force (the sender lost our receipt and
+        # asks again): it gets the original receipt, as any repeat does.
+        if not facts.seen:
+            raise
+    record = opened.record
+    if isinstance(record, Feedback) and (
+        facts.answered is None or facts.answered.message_id != header.correlation_id
+    ):
+        raise UnknownCorrelation(
+            f"feedback answers {record.original_type.value} {record.original_number} "
+            f"(correlation id {header.correlation_id or '(empty)'}), which this node "
+            f"never sent to bureau {header.sender}"
+        )
 
 
 @dataclass(slots=True)
@@ -73,7 +118,7 @@ class InboundService:
     async def _accept(
         self, envelope: epb.Envelope, tls_peer: str | None
     ) -> tuple[epb.Receipt, str, str]:
-        now = dt.datetime.now(dt.UTC)
+        now = utc_now()
         try:
             if tls_peer is None or tls_peer not in self.partners:
                 raise PeerNotPartner(
@@ -88,44 +133,24 @@ class InboundService:
                 now=now,
                 freshness=self.freshness,
             )
-            try:
-                self.agreements.check_inbound(
-                    opened.header.agreement_id,
-                    opened.header.sender,
-                    self.bureau,
-                    opened.record_type,
-                    opened.record,
-                    now=now,
-                    suite=opened.header.suite,
-                )
-            except AgreementRefused:
-                # Accepted while the agreement was in force (the sender lost our receipt
-                # and asks again): it gets the original receipt, as any repeat does.
-                if (
-                    await self.store.get_inbound(opened.header.sender, opened.header.message_id)
-                    is None
-                ):
-                    raise
-            if isinstance(opened.record, Feedback):
-                await self._check_correlation(opened)
+            facts = await self._facts(opened)
+            judge_acceptance(opened, facts, self.agreements, receiver=self.bureau, now=now)
         except PeerError as exc:
             await self._log_rejection(envelope, tls_peer, exc)
             raise
         receipt, created = await self._commit_and_sign(envelope, opened, now)
         return receipt, opened.record_type.value, "accepted" if created else "duplicate"
 
-    async def _check_correlation(self, opened: OpenedEnvelope) -> None:
-        record = opened.record
-        assert isinstance(record, Feedback)
-        original = await self.store.find_outbound_by_key(
-            record.original_type.value, record.original_number, opened.header.sender
-        )
-        if original is None or original.message_id != opened.header.correlation_id:
-            raise UnknownCorrelation(
-                f"feedback answers {record.original_type.value} {record.original_number} "
-                f"(correlation id {opened.header.correlation_id or '(empty)'}), which this node "
-                f"never sent to bureau {opened.header.sender}"
+    async def _facts(self, opened: OpenedEnvelope) -> InboundFacts:
+        """What the store knows that the decision needs, fetched before it is made."""
+        header, record = opened.header, opened.record
+        seen = await self.store.get_inbound(header.sender, header.message_id) is not None
+        answered: OutboundRow | None = None
+        if isinstance(record, Feedback):
+            answered = await self.store.find_outbound_by_key(
+                record.original_type.value, record.original_number, header.sender
             )
+        return InboundFacts(seen=seen, answered=answered)
 
     async def _commit_and_sign(
         self, envelope: epb.Envelope, opened: OpenedEnvelope, now: dt.datetime

@@ -13,167 +13,55 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Coroutine
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import grpc
-from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from chuanyu.exchange.v1 import exchange_service_pb2, local_service_pb2, operator_service_pb2
 from gateway.adapter import load_adapter
 from gateway.agreements import load_agreements
+from gateway.clock import utc_now
 from gateway.config import NodeConfig
 from gateway.envelope import Freshness
 from gateway.errors import ConfigInvalid, GatewayError, StoreUnavailable
+from gateway.node.dispatcher import OutboxDispatcher
 from gateway.node.folders import InboundFolder, OutboundFolder
-from gateway.node.hooks import HookChain
-from gateway.node.inbound import InboundService
-from gateway.node.limits import PeerLimiter
-from gateway.node.outbound import OutboundService, OutboxDispatcher
-from gateway.node.reconcile import Reconciler
-from gateway.node.retention import RetentionJob
-from gateway.node.services import (
+from gateway.node.grpc import (
     EXCHANGE_SERVICE,
     LOCAL_SERVICE,
     OPERATOR_SERVICE,
-    InboxSignal,
     exchange_handler,
     local_handler,
     operator_handler,
 )
-from gateway.pki import (
-    SigningCertificateVerifier,
-    bureau_of,
-    expiring_certificates,
-    key_id,
-    key_matches_certificate,
-    load_certificate,
-    load_certificates,
-    load_crls,
-    load_private_key,
-    signing_suite_of,
-)
-from gateway.signing import Signer, suite_named
+from gateway.node.hooks import HookChain
+from gateway.node.identity import NodeIdentity, channel_options, load_identity, server_options
+from gateway.node.inbound import InboundService
+from gateway.node.limits import PeerLimiter
+from gateway.node.outbound import OutboundService
+from gateway.node.partner import PartnerClient, PartnerHealth
+from gateway.node.reconcile import Reconciler
+from gateway.node.retention import RetentionJob
+from gateway.node.signal import InboxSignal
+from gateway.pki import expiring_certificates, load_crls
 from gateway.store.at_rest import default_key_file, open_vault
-from gateway.store.base import OutboundState
 from gateway.store.postgres import PostgresStore
 from gateway.store.sqlite import SqliteStore
-from gateway.translog import Direction, EventKind, LogEvent
 
-if TYPE_CHECKING:
-    from gateway.console import Console
-
-__all__ = ["GatewayNode", "NodeIdentity", "load_identity"]
+__all__ = ["GatewayNode", "NodeIdentity", "Surface", "load_identity"]
 
 _log = logging.getLogger("chuanyu.node")
 
 
-@dataclass(frozen=True, slots=True)
-class NodeIdentity:
-    signer: Signer
-    verifier: SigningCertificateVerifier
-    server_credentials: grpc.ServerCredentials
-    channel_credentials: grpc.ChannelCredentials
+class Surface(Protocol):
+    """Something served beside the node (an operator console): it starts after the
+    node's servers and stops before them."""
 
+    async def start(self) -> None: ...
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigInvalid(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def load_identity(config: NodeConfig) -> NodeIdentity:
-    """Load keys and certificates, and check they belong to this bureau."""
-    bureau = config.bureau
-    cas = load_certificates(config.tls.ca)
-    signing_cert = load_certificate(config.signing.cert)
-    if bureau_of(signing_cert) != bureau:
-        raise ConfigInvalid(
-            f"{config.source}: signing.cert {config.signing.cert} is for bureau "
-            f"{bureau_of(signing_cert)}, not {bureau}"
-        )
-    tls_cert = load_certificate(config.tls.cert)
-    if bureau_of(tls_cert) != bureau:
-        raise ConfigInvalid(
-            f"{config.source}: tls.cert {config.tls.cert} is for bureau {bureau_of(tls_cert)}, "
-            f"not {bureau}"
-        )
-    suite = suite_named(config.signing.suite)
-    signing_key = load_private_key(config.signing.key)
-    suite.check_private_key(signing_key)
-    if not key_matches_certificate(signing_cert, signing_key):
-        raise ConfigInvalid(
-            f"{config.source}: signing.key {config.signing.key} is not the key of "
-            f"signing.cert {config.signing.cert}"
-        )
-    if signing_suite_of(signing_cert) != suite.name:
-        raise ConfigInvalid(
-            f"{config.source}: signing.suite is {suite.name} but signing.cert holds a "
-            f"{signing_suite_of(signing_cert)} key"
-        )
-    crls = load_crls(config.tls.crl) if config.tls.crl is not None else []
-    verifier = SigningCertificateVerifier(cas, crls=crls)
-    # Our own certificate must pass the checks our partners will make.
-    verifier.verify(
-        signing_cert.public_bytes(serialization.Encoding.DER), now=dt.datetime.now(dt.UTC)
-    )
-    signer = Signer(
-        bureau=bureau,
-        suite=suite,
-        private_key=signing_key,
-        certificate_der=signing_cert.public_bytes(serialization.Encoding.DER),
-        key_id=key_id(signing_cert),
-    )
-    ca_pem = _read(config.tls.ca)
-    tls_key_pem, tls_cert_pem = _read(config.tls.key), _read(config.tls.cert)
-    return NodeIdentity(
-        signer=signer,
-        verifier=verifier,
-        server_credentials=grpc.ssl_server_credentials(
-            [(tls_key_pem, tls_cert_pem)], root_certificates=ca_pem, require_client_auth=True
-        ),
-        channel_credentials=grpc.ssl_channel_credentials(
-            root_certificates=ca_pem, private_key=tls_key_pem, certificate_chain=tls_cert_pem
-        ),
-    )
-
-
-def _grpc_options(config: NodeConfig) -> list[tuple[str, int | str]]:
-    size = config.exchange.max_message_bytes
-    return [
-        ("grpc.max_receive_message_length", size),
-        ("grpc.max_send_message_length", size),
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-        ("grpc.http2.max_pings_without_data", 0),
-    ]
-
-
-def _channel_options(config: NodeConfig) -> list[tuple[str, int | str]]:
-    return [
-        *_grpc_options(config),
-        # The dispatcher keeps its own per-partner backoff and probes; gRPC's reconnect
-        # backoff, shared through the global subchannel pool by every channel to an
-        # address, must not stall it for minutes after the partner is back.
-        ("grpc.use_local_subchannel_pool", 1),
-        ("grpc.initial_reconnect_backoff_ms", 200),
-        ("grpc.min_reconnect_backoff_ms", 200),
-        ("grpc.max_reconnect_backoff_ms", 5_000),
-    ]
-
-
-def _server_options(config: NodeConfig) -> list[tuple[str, int | str]]:
-    return [
-        *_grpc_options(config),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
-        ("grpc.max_connection_idle_ms", 300_000),
-    ]
+    async def stop(self) -> None: ...
 
 
 class GatewayNode:
@@ -213,21 +101,30 @@ class GatewayNode:
         self._local_server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._tasks: list[asyncio.Task[None]] = []
-        self.console: Console | None = None
+        self._surfaces: list[Surface] = []
         self.outbound_folder: OutboundFolder | None = None
         self.inbound_folder: InboundFolder | None = None
         self._stopped = asyncio.Event()
+        self.partners = {
+            p.bureau: PartnerClient(
+                p,
+                self.identity.channel_credentials,
+                exchange=config.exchange,
+                retry=config.retry,
+                channel_options=channel_options(config),
+            )
+            for p in config.partners
+        }
         self.dispatchers = {
             p.bureau: OutboxDispatcher(
                 partner=p,
+                client=self.partners[p.bureau],
                 signer=self.identity.signer,
                 verifier=self.identity.verifier,
                 store=self.store,
-                credentials=self.identity.channel_credentials,
                 exchange=config.exchange,
                 retry=config.retry,
                 freshness_seconds=config.exchange.freshness_seconds,
-                channel_options=_channel_options(config),
                 hooks=self.hooks,
             )
             for p in config.partners
@@ -252,24 +149,29 @@ class GatewayNode:
             store=self.store,
             wake=self._wake,
             agreements=self.agreements,
+            retry=config.retry,
             hooks=self.hooks,
         )
         self._local_files()
-        if config.console is not None:
-            from gateway.console import Console
-
-            self.console = Console(self, config.console)
         self.reconciler = Reconciler(
             bureau=config.bureau,
             partners=frozenset(self.dispatchers),
             signer=self.identity.signer,
             verifier=self.identity.verifier,
             store=self.store,
-            callers={b: d.call_reconcile for b, d in self.dispatchers.items()},
+            clients=self.partners,
         )
         self.retention = RetentionJob(
             self.store, self.agreements, config.retention.interval_seconds
         )
+        # --- console, built here until the composition root attaches it; remove at merge ---
+        self.console: Any = None
+        if config.console is not None:
+            from gateway.console import Console
+
+            self.console = Console(self, config.console)
+            self.attach(self.console)
+        # --- end of console block ---
 
     def _local_files(self) -> None:
         settings = self.config.local_files
@@ -300,24 +202,22 @@ class GatewayNode:
         if dispatcher is not None:
             dispatcher.wake()
 
+    def partner_health(self) -> dict[str, PartnerHealth]:
+        """What this node knows of each partner, from its calls and probes."""
+        return {bureau: client.health() for bureau, client in self.partners.items()}
+
+    async def probe_partners(self) -> dict[str, PartnerHealth]:
+        """A ``grpc.health.v1`` check of every partner over its channel."""
+        results = await asyncio.gather(*(c.probe() for c in self.partners.values()))
+        return dict(zip(self.partners, results, strict=True))
+
+    def attach(self, surface: Surface) -> None:
+        """Run ``surface`` with the node: started after the servers, stopped first."""
+        self._surfaces.append(surface)
+
     async def redrive(self, message_id: str, *, operator: str) -> bool:
-        """Put a dead-lettered message back in its partner's queue (at most once delivered:
-        the partner de-duplicates on the unchanged message id)."""
-        row = await self.store.get_outbound(message_id)
-        if row is None or row.state is not OutboundState.DEAD_LETTERED:
-            return False
-        event = LogEvent(
-            EventKind.REDRIVEN,
-            Direction.OUTBOUND,
-            peer=row.receiver,
-            message_id=message_id,
-            record_type=row.record_type,
-            detail={"operator": operator, "previous_error": row.last_error[:300]},
-        )
-        if not await self.store.redrive(message_id, [event]):
-            return False
-        self._wake(row.receiver)
-        return True
+        """For the console until its backend calls :meth:`OutboundService.redrive`."""
+        return await self.outbound.redrive(message_id, operator=operator)
 
     def route(self, bureau: str, address: str) -> None:
         """Send to ``bureau`` at ``address`` instead of the configured one."""
@@ -337,8 +237,8 @@ class GatewayNode:
         except BaseException:
             await self.store.close()
             raise
-        if self.console is not None:
-            await self.console.start()
+        for surface in self._surfaces:
+            await surface.start()
         self._supervise(self._watch_store(), "store-watch")
         self._supervise(self.retention.run(), "retention")
         if self.dispatchers:
@@ -359,7 +259,7 @@ class GatewayNode:
         )
 
     async def _start_servers(self) -> None:
-        options = _server_options(self.config)
+        options = server_options(self.config)
         peer = grpc.aio.server(options=options)
         peer.add_generic_rpc_handlers(
             [
@@ -396,7 +296,9 @@ class GatewayNode:
                 local_handler(self.outbound, self.store, self.signal),
                 operator_handler(
                     self.store,
-                    lambda message_id, operator: self.redrive(message_id, operator=operator),
+                    lambda message_id, operator: self.outbound.redrive(
+                        message_id, operator=operator
+                    ),
                     self.reconciler,
                     next(iter(sorted(self.dispatchers)), ""),
                 ),
@@ -464,7 +366,7 @@ class GatewayNode:
         """Certificates of this node expiring within the warning period (or expired)."""
         tls = self.config.tls
         paths = [tls.ca, tls.cert, self.config.signing.cert]
-        soon = expiring_certificates(paths, tls.expiry_warning_days, dt.datetime.now(dt.UTC))
+        soon = expiring_certificates(paths, tls.expiry_warning_days, utc_now())
         return [
             f"{item.path.name} ({item.bureau or 'CA'}, {item.role}) expires "
             f"{item.not_after:%Y-%m-%d}: {item.remaining.days} day(s) left"
@@ -497,8 +399,8 @@ class GatewayNode:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking calls, let in-flight ones finish within ``grace``, then close."""
         await self._health.enter_graceful_shutdown()
-        if self.console is not None:
-            await self.console.stop()
+        for surface in reversed(self._surfaces):
+            await surface.stop()
         servers = [s for s in (self._peer_server, self._local_server) if s is not None]
         await asyncio.gather(*(s.stop(grace) for s in servers))
         for task in self._tasks:

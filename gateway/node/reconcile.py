@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -25,8 +25,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
 from chuanyu.exchange.v1 import operator_service_pb2 as opb
 from gateway.checkpoint import ids_digest, sign_checkpoint, verify_checkpoint
+from gateway.clock import to_timestamp, utc_now
 from gateway.codec import to_datetime
 from gateway.errors import EnvelopeMalformed, GatewayError, PeerNotPartner, SignatureInvalid
+from gateway.node.partner import PartnerClient
 from gateway.pki import SigningCertificateVerifier
 from gateway.signing import Signer
 from gateway.store.base import Store
@@ -36,12 +38,6 @@ __all__ = ["Reconciler"]
 
 _log = logging.getLogger("chuanyu.reconcile")
 _MAX_PERIOD = dt.timedelta(days=366)
-
-
-def _timestamp(value: dt.datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value.astimezone(dt.UTC))
-    return ts
 
 
 def _period(start: Timestamp, end: Timestamp) -> tuple[dt.datetime, dt.datetime]:
@@ -62,8 +58,7 @@ class Reconciler:
     signer: Signer
     verifier: SigningCertificateVerifier
     store: Store
-    # bureau -> coroutine function calling the partner's Reconcile
-    callers: Mapping[str, Callable[[xpb.ReconcileRequest], Awaitable[xpb.ReconcileResponse]]]
+    clients: Mapping[str, PartnerClient]
 
     async def answer(
         self, request: xpb.ReconcileRequest, *, tls_peer: str | None
@@ -71,7 +66,7 @@ class Reconciler:
         """The partner asks: sign our account of the period and show the ids behind it."""
         if tls_peer is None or tls_peer not in self.partners:
             raise PeerNotPartner(f"TLS peer {tls_peer} is not a partner of bureau {self.bureau}")
-        now = dt.datetime.now(dt.UTC)
+        now = utc_now()
         theirs = verify_checkpoint(
             request.checkpoint, issuer=tls_peer, verifier=self.verifier, now=now
         )
@@ -106,17 +101,17 @@ class Reconciler:
         self, peer: str, start: dt.datetime, end: dt.datetime
     ) -> opb.ReconcilePeriodResponse:
         """Ask ``peer`` for the period and name what each side lacks."""
-        caller = self.callers.get(peer)
-        if caller is None:
+        client = self.clients.get(peer)
+        if client is None:
             raise PeerNotPartner(f"bureau {peer} is not a partner of bureau {self.bureau}")
-        now = dt.datetime.now(dt.UTC)
+        now = utc_now()
         account = await self.store.period_account(peer, start, end)
         ours = sign_checkpoint(
             self.signer, peer=peer, period_start=start, period_end=end, account=account, now=now
         )
-        response = await caller(
+        response = await client.reconcile(
             xpb.ReconcileRequest(
-                period_start=_timestamp(start), period_end=_timestamp(end), checkpoint=ours
+                period_start=to_timestamp(start), period_end=to_timestamp(end), checkpoint=ours
             )
         )
         theirs = verify_checkpoint(
@@ -163,8 +158,8 @@ class Reconciler:
             )
         return opb.ReconcilePeriodResponse(
             peer=peer,
-            period_start=_timestamp(start),
-            period_end=_timestamp(end),
+            period_start=to_timestamp(start),
+            period_end=to_timestamp(end),
             missing_at_peer=missing_at_peer,
             missing_here=missing_here,
             ours=ours,
@@ -175,9 +170,9 @@ class Reconciler:
         """Every interval, reconcile the interval before the last with every partner."""
         while True:
             await asyncio.sleep(interval_seconds)
-            end = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=interval_seconds)
+            end = utc_now() - dt.timedelta(seconds=interval_seconds)
             start = end - dt.timedelta(seconds=interval_seconds)
-            for peer in sorted(self.callers):
+            for peer in sorted(self.clients):
                 try:
                     await self.reconcile(peer, start, end)
                 except GatewayError as exc:

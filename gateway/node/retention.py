@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from gateway.agreements import AgreementBook
+from gateway.clock import utc_now
 from gateway.codec import decode_payload, encode_payload, record_type_from_proto
 from gateway.envelope import parse_envelope, parse_header
 from gateway.errors import GatewayError
@@ -58,7 +59,7 @@ class RetentionJob:
 
     async def run_once(self, now: dt.datetime | None = None) -> int:
         """Purge every payload past its retention; returns how many were rewritten."""
-        now = now or dt.datetime.now(dt.UTC)
+        now = now or utc_now()
         shortest = _shortest_retention_days(self.agreements)
         if shortest is None:
             return 0

@@ -23,35 +23,42 @@ _sym_db = _symbol_database.Default()
 
 
 from chuanyu.exchange.v1 import envelope_pb2 as chuanyu_dot_exchange_dot_v1_dot_envelope__pb2
+from chuanyu.exchange.v1 import exchange_service_pb2 as chuanyu_dot_exchange_dot_v1_dot_exchange__service__pb2
 from chuanyu.exchange.v1 import records_pb2 as chuanyu_dot_exchange_dot_v1_dot_records__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'chuanyu/exchange/v1/local_service.proto\x12\x13\x63huanyu.exchange.v1\x1a\"chuanyu/exchange/v1/envelope.proto\x1a!chuanyu/exchange/v1/records.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"{\n\x0bSendRequest\x12+\n\x06record\x18\x01 \x01(\x0b\x32\x1b.chuanyu.exchange.v1.Record\x12\x10\n\x08receiver\x18\x02 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"_\n\x0cSendResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x10\n\x08receiver\x18\x02 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x03 \x01(\t\x12\x11\n\tduplicate\x18\x04 \x01(\x08\"G\n\x0eReceiveRequest\x12\x35\n\x0crecord_types\x18\x01 \x03(\x0e\x32\x1f.chuanyu.exchange.v1.RecordType\"\xe1\x01\n\x0fReceiveResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x34\n\x0brecord_type\x18\x03 \x01(\x0e\x32\x1f.chuanyu.exchange.v1.RecordType\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\x12/\n\x0breceived_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x06record\x18\x06 \x01(\x0b\x32\x1b.chuanyu.exchange.v1.Record\")\n\x12\x41\x63knowledgeRequest\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\"+\n\x13\x41\x63knowledgeResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\r\"\'\n\x11GetMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\xf7\x01\n\x12GetMessageResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x10\n\x08receiver\x18\x02 \x01(\t\x12\x34\n\x0brecord_type\x18\x03 \x01(\x0e\x32\x1f.chuanyu.exchange.v1.RecordType\x12\x30\n\x05state\x18\x04 \x01(\x0e\x32!.chuanyu.exchange.v1.MessageState\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12-\n\x07receipt\x18\x07 \x01(\x0b\x32\x1c.chuanyu.exchange.v1.Receipt*\xa2\x01\n\x0cMessageState\x12\x1d\n\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15MESSAGE_STATE_PENDING\x10\x01\x12\x1b\n\x17MESSAGE_STATE_DELIVERED\x10\x02\x12\x1a\n\x16MESSAGE_STATE_REJECTED\x10\x03\x12\x1f\n\x1bMESSAGE_STATE_DEAD_LETTERED\x10\x04\x32\xf4\x02\n\x0cLocalService\x12K\n\x04Send\x12 .chuanyu.exchange.v1.SendRequest\x1a!.chuanyu.exchange.v1.SendResponse\x12V\n\x07Receive\x12#.chuanyu.exchange.v1.ReceiveRequest\x1a$.chuanyu.exchange.v1.ReceiveResponse0\x01\x12`\n\x0b\x41\x63knowledge\x12\'.chuanyu.exchange.v1.AcknowledgeRequest\x1a(.chuanyu.exchange.v1.AcknowledgeResponse\x12]\n\nGetMessage\x12&.chuanyu.exchange.v1.GetMessageRequest\x1a\'.chuanyu.exchange.v1.GetMessageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'chuanyu/exchange/v1/local_service.proto\x12\x13\x63huanyu.exchange.v1\x1a\"chuanyu/exchange/v1/envelope.proto\x1a*chuanyu/exchange/v1/exchange_service.proto\x1a!chuanyu/exchange/v1/records.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"{\n\x0bSendRequest\x12+\n\x06record\x18\x01 \x01(\x0b\x32\x1b.chuanyu.exchange.v1.Record\x12\x10\n\x08receiver\x18\x02 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"_\n\x0cSendResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x10\n\x08receiver\x18\x02 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x03 \x01(\t\x12\x11\n\tduplicate\x18\x04 \x01(\x08\"E\n\x10SendBatchRequest\x12\x31\n\x07records\x18\x01 \x03(\x0b\x32 .chuanyu.exchange.v1.SendRequest\"}\n\x11SendBatchResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.chuanyu.exchange.v1.SendResponse\x12\x34\n\x08refusals\x18\x02 \x03(\x0b\x32\".chuanyu.exchange.v1.RecordRefusal\"e\n\rRecordRefusal\x12\r\n\x05index\x18\x01 \x01(\r\x12\x12\n\nrecord_key\x18\x02 \x01(\t\x12\x31\n\trejection\x18\x03 \x01(\x0b\x32\x1e.chuanyu.exchange.v1.Rejection\"G\n\x0eReceiveRequest\x12\x35\n\x0crecord_types\x18\x01 \x03(\x0e\x32\x1f.chuanyu.exchange.v1.RecordType\"\xe1\x01\n\x0fReceiveResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x34\n\x0brecord_type\x18\x03 \x01(\x0e\x32\x1f.chuanyu.exchange.v1.RecordType\x12\x16\n\x0e\x63orrelation_id\x18\x04 \x01(\t\x12/\n\x0breceived_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x06record\x18\x06 \x01(\x0b\x32\x1b.chuanyu.exchange.v1.Record\")\n\x12\x41\x63knowledgeRequest\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\"+\n\x13\x41\x63knowledgeResponse\x12\x14\n\x0c\x61\x63knowledged\x18\x01 \x01(\r\"\'\n\x11GetMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\xf7\x01\n\x12GetMessageResponse\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x10\n\x08receiver\x18\x02 \x01(\t\x12\x34\n\x0brecord_type\x18\x03 \x01(\x0e\x32\x1f.chuanyu.exchange.v1.RecordType\x12\x30\n\x05state\x18\x04 \x01(\x0e\x32!.chuanyu.exchange.v1.MessageState\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12-\n\x07receipt\x18\x07 \x01(\x0b\x32\x1c.chuanyu.exchange.v1.Receipt*\xa2\x01\n\x0cMessageState\x12\x1d\n\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15MESSAGE_STATE_PENDING\x10\x01\x12\x1b\n\x17MESSAGE_STATE_DELIVERED\x10\x02\x12\x1a\n\x16MESSAGE_STATE_REJECTED\x10\x03\x12\x1f\n\x1bMESSAGE_STATE_DEAD_LETTERED\x10\x04\x32\xd0\x03\n\x0cLocalService\x12K\n\x04Send\x12 .chuanyu.exchange.v1.SendRequest\x1a!.chuanyu.exchange.v1.SendResponse\x12Z\n\tSendBatch\x12%.chuanyu.exchange.v1.SendBatchRequest\x1a&.chuanyu.exchange.v1.SendBatchResponse\x12V\n\x07Receive\x12#.chuanyu.exchange.v1.ReceiveRequest\x1a$.chuanyu.exchange.v1.ReceiveResponse0\x01\x12`\n\x0b\x41\x63knowledge\x12\'.chuanyu.exchange.v1.AcknowledgeRequest\x1a(.chuanyu.exchange.v1.AcknowledgeResponse\x12]\n\nGetMessage\x12&.chuanyu.exchange.v1.GetMessageRequest\x1a\'.chuanyu.exchange.v1.GetMessageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chuanyu.exchange.v1.local_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGESTATE']._serialized_start=1071
-  _globals['_MESSAGESTATE']._serialized_end=1233
-  _globals['_SENDREQUEST']._serialized_start=168
-  _globals['_SENDREQUEST']._serialized_end=291
-  _globals['_SENDRESPONSE']._serialized_start=293
-  _globals['_SENDRESPONSE']._serialized_end=388
-  _globals['_RECEIVEREQUEST']._serialized_start=390
-  _globals['_RECEIVEREQUEST']._serialized_end=461
-  _globals['_RECEIVERESPONSE']._serialized_start=464
-  _globals['_RECEIVERESPONSE']._serialized_end=689
-  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=691
-  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=732
-  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=734
-  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=777
-  _globals['_GETMESSAGEREQUEST']._serialized_start=779
-  _globals['_GETMESSAGEREQUEST']._serialized_end=818
-  _globals['_GETMESSAGERESPONSE']._serialized_start=821
-  _globals['_GETMESSAGERESPONSE']._serialized_end=1068
-  _globals['_LOCALSERVICE']._serialized_start=1236
-  _globals['_LOCALSERVICE']._serialized_end=1608
+  _globals['_MESSAGESTATE']._serialized_start=1416
+  _globals['_MESSAGESTATE']._serialized_end=1578
+  _globals['_SENDREQUEST']._serialized_start=212
+  _globals['_SENDREQUEST']._serialized_end=335
+  _globals['_SENDRESPONSE']._serialized_start=337
+  _globals['_SENDRESPONSE']._serialized_end=432
+  _globals['_SENDBATCHREQUEST']._serialized_start=434
+  _globals['_SENDBATCHREQUEST']._serialized_end=503
+  _globals['_SENDBATCHRESPONSE']._serialized_start=505
+  _globals['_SENDBATCHRESPONSE']._serialized_end=630
+  _globals['_RECORDREFUSAL']._serialized_start=632
+  _globals['_RECORDREFUSAL']._serialized_end=733
+  _globals['_RECEIVEREQUEST']._serialized_start=735
+  _globals['_RECEIVEREQUEST']._serialized_end=806
+  _globals['_RECEIVERESPONSE']._serialized_start=809
+  _globals['_RECEIVERESPONSE']._serialized_end=1034
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=1036
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=1077
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=1079
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=1122
+  _globals['_GETMESSAGEREQUEST']._serialized_start=1124
+  _globals['_GETMESSAGEREQUEST']._serialized_end=1163
+  _globals['_GETMESSAGERESPONSE']._serialized_start=1166
+  _globals['_GETMESSAGERESPONSE']._serialized_end=1413
+  _globals['_LOCALSERVICE']._serialized_start=1581
+  _globals['_LOCALSERVICE']._serialized_end=2045
 # @@protoc_insertion_point(module_scope)

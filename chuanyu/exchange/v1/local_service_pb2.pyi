@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from chuanyu.exchange.v1 import envelope_pb2 as _envelope_pb2
+from chuanyu.exchange.v1 import exchange_service_pb2 as _exchange_service_pb2
 from chuanyu.exchange.v1 import records_pb2 as _records_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -111,6 +112,94 @@ class SendResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SendResponse: _TypeAlias = SendResponse  # noqa: Y015
+
+@_typing.final
+class SendBatchRequest(_message.Message):
+    """SendBatchRequest is a batch of records leaving this bureau, in order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___SendRequest]:
+        """The records; each carries its own receiver, agreement id and idempotency key."""
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___SendRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendBatchRequest: _TypeAlias = SendBatchRequest  # noqa: Y015
+
+@_typing.final
+class SendBatchResponse(_message.Message):
+    """SendBatchResponse says what became of a batch: queued whole, or refused whole."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    REFUSALS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___SendResponse]:
+        """One result per record, in request order (duplicate set for a key queued before);
+        empty when the batch was refused.
+        """
+
+    @_builtins.property
+    def refusals(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordRefusal]:
+        """Every refused record, in request order; when there is one, nothing was queued."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___SendResponse] | None = ...,
+        refusals: _abc.Iterable[Global___RecordRefusal] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["refusals", b"refusals", "results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendBatchResponse: _TypeAlias = SendBatchResponse  # noqa: Y015
+
+@_typing.final
+class RecordRefusal(_message.Message):
+    """RecordRefusal names one refused record of a batch and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    RECORD_KEY_FIELD_NUMBER: _builtins.int
+    REJECTION_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Position of the record in the request, counting from 0."""
+    record_key: _builtins.str
+    """Business key of the record (complaint number, USCC, referral number)."""
+    @_builtins.property
+    def rejection(self) -> _exchange_service_pb2.Rejection:
+        """The refusal as the unary Send would have answered it: code, reason, field violations."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        record_key: _builtins.str = ...,
+        rejection: _exchange_service_pb2.Rejection | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rejection", b"rejection"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "record_key", b"record_key", "rejection", b"rejection"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordRefusal: _TypeAlias = RecordRefusal  # noqa: Y015
 
 @_typing.final
 class ReceiveRequest(_message.Message):

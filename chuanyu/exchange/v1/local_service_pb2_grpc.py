@@ -40,6 +40,11 @@ class LocalServiceStub:
                 request_serializer=chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.SendRequest.SerializeToString,
                 response_deserializer=chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.SendResponse.FromString,
                 _registered_method=True)
+        self.SendBatch = channel.unary_unary(
+                '/chuanyu.exchange.v1.LocalService/SendBatch',
+                request_serializer=chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.SendBatchRequest.SerializeToString,
+                response_deserializer=chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.SendBatchResponse.FromString,
+                _registered_method=True)
         self.Receive = channel.unary_stream(
                 '/chuanyu.exchange.v1.LocalService/Receive',
                 request_serializer=chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.ReceiveRequest.SerializeToString,
@@ -63,6 +68,16 @@ class LocalServiceServicer:
 
     def Send(self, request, context):
         """Send a record to a partner bureau. Returns once the record is durable in the outbox.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendBatch(self, request, context):
+        """Send a batch (a file) as one: every record is routed and checked first. If any is
+        refused, nothing is queued and every refusal is named; otherwise the whole batch is
+        queued in one transaction, each record with its idempotency key, so sending the same
+        batch again queues nothing new.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,6 +111,11 @@ def add_LocalServiceServicer_to_server(servicer, server):
                     servicer.Send,
                     request_deserializer=chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.SendRequest.FromString,
                     response_serializer=chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.SendResponse.SerializeToString,
+            ),
+            'SendBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendBatch,
+                    request_deserializer=chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.SendBatchRequest.FromString,
+                    response_serializer=chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.SendBatchResponse.SerializeToString,
             ),
             'Receive': grpc.unary_stream_rpc_method_handler(
                     servicer.Receive,
@@ -141,6 +161,33 @@ class LocalService:
             '/chuanyu.exchange.v1.LocalService/Send',
             chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.SendRequest.SerializeToString,
             chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.SendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chuanyu.exchange.v1.LocalService/SendBatch',
+            chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.SendBatchRequest.SerializeToString,
+            chuanyu_dot_exchange_dot_v1_dot_local__service__pb2.SendBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,12 @@ class LocalServiceStub:
     def __new__(cls, channel: _aio.Channel) -> LocalServiceAsyncStub: ...
     Send: _grpc.UnaryUnaryMultiCallable[_local_service_pb2.SendRequest, _local_service_pb2.SendResponse]
     """Send a record to a partner bureau. Returns once the record is durable in the outbox."""
+    SendBatch: _grpc.UnaryUnaryMultiCallable[_local_service_pb2.SendBatchRequest, _local_service_pb2.SendBatchResponse]
+    """Send a batch (a file) as one: every record is routed and checked first. If any is
+    refused, nothing is queued and every refusal is named; otherwise the whole batch is
+    queued in one transaction, each record with its idempotency key, so sending the same
+    batch again queues nothing new.
+    """
     Receive: _grpc.UnaryStreamMultiCallable[_local_service_pb2.ReceiveRequest, _local_service_pb2.ReceiveResponse]
     """Stream inbound records; each is sent again on the next stream until acknowledged."""
     Acknowledge: _grpc.UnaryUnaryMultiCallable[_local_service_pb2.AcknowledgeRequest, _local_service_pb2.AcknowledgeResponse]
@@ -49,6 +55,12 @@ class LocalServiceAsyncStub(LocalServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Send: _aio.UnaryUnaryMultiCallable[_local_service_pb2.SendRequest, _local_service_pb2.SendResponse]  # type: ignore[assignment]
     """Send a record to a partner bureau. Returns once the record is durable in the outbox."""
+    SendBatch: _aio.UnaryUnaryMultiCallable[_local_service_pb2.SendBatchRequest, _local_service_pb2.SendBatchResponse]  # type: ignore[assignment]
+    """Send a batch (a file) as one: every record is routed and checked first. If any is
+    refused, nothing is queued and every refusal is named; otherwise the whole batch is
+    queued in one transaction, each record with its idempotency key, so sending the same
+    batch again queues nothing new.
+    """
     Receive: _aio.UnaryStreamMultiCallable[_local_service_pb2.ReceiveRequest, _local_service_pb2.ReceiveResponse]  # type: ignore[assignment]
     """Stream inbound records; each is sent again on the next stream until acknowledged."""
     Acknowledge: _aio.UnaryUnaryMultiCallable[_local_service_pb2.AcknowledgeRequest, _local_service_pb2.AcknowledgeResponse]  # type: ignore[assignment]
@@ -66,6 +78,18 @@ class LocalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_local_service_pb2.SendResponse, _abc.Awaitable[_local_service_pb2.SendResponse]]:
         """Send a record to a partner bureau. Returns once the record is durable in the outbox."""
+
+    @_abc_1.abstractmethod
+    def SendBatch(
+        self,
+        request: _local_service_pb2.SendBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_local_service_pb2.SendBatchResponse, _abc.Awaitable[_local_service_pb2.SendBatchResponse]]:
+        """Send a batch (a file) as one: every record is routed and checked first. If any is
+        refused, nothing is queued and every refusal is named; otherwise the whole batch is
+        queued in one transaction, each record with its idempotency key, so sending the same
+        batch again queues nothing new.
+        """
 
     @_abc_1.abstractmethod
     def Receive(

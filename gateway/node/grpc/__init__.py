@@ -1,0 +1,23 @@
+"""gRPC servicers: thin adapters between the wire and the node's services.
+
+One module per service (:mod:`.exchange` for partners, :mod:`.local` for the
+bureau's systems, :mod:`.operator` for operators' tools) and one wrapper per call
+shape (:mod:`.calls`), where requests are parsed and errors become statuses.
+"""
+
+from __future__ import annotations
+
+from gateway.node.grpc.calls import tls_peer_bureau
+from gateway.node.grpc.exchange import EXCHANGE_SERVICE, exchange_handler
+from gateway.node.grpc.local import LOCAL_SERVICE, local_handler
+from gateway.node.grpc.operator import OPERATOR_SERVICE, operator_handler
+
+__all__ = [
+    "EXCHANGE_SERVICE",
+    "LOCAL_SERVICE",
+    "OPERATOR_SERVICE",
+    "exchange_handler",
+    "local_handler",
+    "operator_handler",
+    "tls_peer_bureau",
+]
