@@ -103,7 +103,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     receipt_received_at TIMESTAMPTZ,
     -- The replica that holds the row for delivery, and until when (database clock).
     claimed_by      TEXT,
-    claimed_until   TIMESTAMPTZ
+    claimed_until   TIMESTAMPTZ,
+    -- Where the dead-letter age counts from: creation, or the last re-drive.
+    age_from        TIMESTAMPTZ
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (receiver, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_key ON outbox (record_type, record_key);
@@ -228,6 +230,17 @@ def _iso(value: dt.datetime) -> str:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+async def _migrate(conn: _Conn) -> None:
+    """Bring a schema made by an earlier version up to the current one."""
+    found = await conn.fetchval(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = 'outbox' AND column_name = 'age_from'"
+    )
+    if found is None:
+        await conn.execute("ALTER TABLE outbox ADD COLUMN age_from TIMESTAMPTZ")
+        await conn.execute("UPDATE outbox SET age_from = created_at")
 
 
 def _text(value: str) -> str:
@@ -447,6 +460,7 @@ class PostgresStore:
                 )
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 await conn.execute(_DDL)
+                await _migrate(conn)
                 await self._claim_identity(conn)
         except _DRIVER_ERRORS as exc:
             await self._close_pool()
@@ -612,37 +626,52 @@ class PostgresStore:
 
     # -- outbound ------------------------------------------------------------
 
+    async def _insert_outbound(
+        self, conn: _Conn, chain: _Chain, row: OutboundRow, events: Sequence[LogEvent]
+    ) -> tuple[OutboundRow, bool]:
+        if row.idempotency_key:
+            existing = await conn.fetchrow(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE idempotency_key = $1",
+                row.idempotency_key,
+            )
+            if existing is not None:
+                return _outbound(existing, self.at_rest), False
+        await conn.execute(
+            f"INSERT INTO outbox ({_OUTBOX_COLUMNS}, age_from) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$8)",
+            row.message_id,
+            row.receiver,
+            row.record_type,
+            row.record_key,
+            row.correlation_id,
+            row.idempotency_key or None,
+            self.at_rest.seal_outbound(row.message_id, row.envelope),
+            row.created_at,
+            row.state.value,
+            row.attempts,
+            row.next_attempt_at,
+            _text(row.last_error),
+        )
+        chain.append(events)
+        return row, True
+
     async def enqueue_outbound(
         self, row: OutboundRow, events: Sequence[LogEvent]
     ) -> tuple[OutboundRow, bool]:
         async def job(conn: _Conn, chain: _Chain) -> tuple[OutboundRow, bool]:
-            if row.idempotency_key:
-                existing = await conn.fetchrow(
-                    f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE idempotency_key = $1",
-                    row.idempotency_key,
-                )
-                if existing is not None:
-                    return _outbound(existing, self.at_rest), False
-            await conn.execute(
-                f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) "
-                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
-                row.message_id,
-                row.receiver,
-                row.record_type,
-                row.record_key,
-                row.correlation_id,
-                row.idempotency_key or None,
-                self.at_rest.seal_outbound(row.message_id, row.envelope),
-                row.created_at,
-                row.state.value,
-                row.attempts,
-                row.next_attempt_at,
-                _text(row.last_error),
-            )
-            chain.append(events)
-            return row, True
+            return await self._insert_outbound(conn, chain, row, events)
 
         result: tuple[OutboundRow, bool] = await self._submit(job)
+        return result
+
+    async def enqueue_outbound_batch(
+        self, items: Sequence[tuple[OutboundRow, Sequence[LogEvent]]]
+    ) -> list[tuple[OutboundRow, bool]]:
+        # One job runs in one savepoint: a failing row rolls back the rows before it too.
+        async def job(conn: _Conn, chain: _Chain) -> list[tuple[OutboundRow, bool]]:
+            return [await self._insert_outbound(conn, chain, row, ev) for row, ev in items]
+
+        result: list[tuple[OutboundRow, bool]] = await self._submit(job)
         return result
 
     async def due_outbound(self, receiver: str, now: dt.datetime, limit: int) -> list[OutboundRow]:
@@ -769,13 +798,17 @@ class PostgresStore:
 
         await self._submit(job)
 
-    async def redrive(self, message_id: str, events: Sequence[LogEvent]) -> bool:
+    async def redrive(
+        self, message_id: str, events: Sequence[LogEvent], *, now: dt.datetime | None = None
+    ) -> bool:
+        at = now or _now()
+
         async def job(conn: _Conn, chain: _Chain) -> bool:
             status = await conn.execute(
-                "UPDATE outbox SET state = $1, next_attempt_at = $2, attempts = 0, "
+                "UPDATE outbox SET state = $1, next_attempt_at = $2, attempts = 0, age_from = $2, "
                 "claimed_by = NULL, claimed_until = NULL WHERE message_id = $3 AND state = $4",
                 _PENDING,
-                _now(),
+                at,
                 message_id,
                 OutboundState.DEAD_LETTERED.value,
             )
@@ -790,7 +823,7 @@ class PostgresStore:
         async def job(conn: _Conn, chain: _Chain) -> list[str]:
             rows = await conn.fetch(
                 "UPDATE outbox SET state = $1, claimed_by = NULL, claimed_until = NULL "
-                "WHERE receiver = $2 AND state = $3 AND created_at < $4 "
+                "WHERE receiver = $2 AND state = $3 AND age_from < $4 "
                 "RETURNING ord, message_id, record_type, attempts, last_error",
                 OutboundState.DEAD_LETTERED.value,
                 receiver,

@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered_at    TEXT,
     purged_at       TEXT,
     -- The receiver's clock, from its signed receipt: both sides count periods by it.
-    receipt_received_at TEXT
+    receipt_received_at TEXT,
+    age_from        TEXT  -- the dead-letter age counts from here: creation or last re-drive
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (receiver, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_key ON outbox (record_type, record_key);
@@ -351,10 +352,13 @@ def _migrate(conn: sqlite3.Connection) -> None:
         ("outbox", "purged_at"),
         ("inbox", "purged_at"),
         ("outbox", "receipt_received_at"),
+        ("outbox", "age_from"),
     ):
         columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if column not in columns:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+            if column == "age_from":
+                conn.execute("UPDATE outbox SET age_from = created_at")
 
 
 # ---------------------------------------------------------------------------
@@ -482,38 +486,58 @@ class SqliteStore:
 
     # -- outbound ------------------------------------------------------------
 
+    def _insert_outbound(
+        self,
+        conn: sqlite3.Connection,
+        log: _LogAppender,
+        row: OutboundRow,
+        events: Sequence[LogEvent],
+    ) -> tuple[OutboundRow, bool]:
+        if row.idempotency_key:
+            existing = conn.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE idempotency_key = ?",
+                (row.idempotency_key,),
+            ).fetchone()
+            if existing is not None:
+                return _outbound(existing, self.at_rest), False
+        conn.execute(
+            f"INSERT INTO outbox ({_OUTBOX_COLUMNS}, age_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                row.message_id,
+                row.receiver,
+                row.record_type,
+                row.record_key,
+                row.correlation_id,
+                row.idempotency_key or None,
+                self.at_rest.seal_outbound(row.message_id, row.envelope),
+                _iso(row.created_at),
+                row.state.value,
+                row.attempts,
+                row.next_attempt_at.timestamp(),
+                row.last_error,
+                _iso(row.created_at),
+            ),
+        )
+        log.append(conn, events)
+        return row, True
+
     async def enqueue_outbound(
         self, row: OutboundRow, events: Sequence[LogEvent]
     ) -> tuple[OutboundRow, bool]:
         def job(conn: sqlite3.Connection, log: _LogAppender) -> tuple[OutboundRow, bool]:
-            if row.idempotency_key:
-                existing = conn.execute(
-                    f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE idempotency_key = ?",
-                    (row.idempotency_key,),
-                ).fetchone()
-                if existing is not None:
-                    return _outbound(existing, self.at_rest), False
-            conn.execute(
-                f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    row.message_id,
-                    row.receiver,
-                    row.record_type,
-                    row.record_key,
-                    row.correlation_id,
-                    row.idempotency_key or None,
-                    self.at_rest.seal_outbound(row.message_id, row.envelope),
-                    _iso(row.created_at),
-                    row.state.value,
-                    row.attempts,
-                    row.next_attempt_at.timestamp(),
-                    row.last_error,
-                ),
-            )
-            log.append(conn, events)
-            return row, True
+            return self._insert_outbound(conn, log, row, events)
 
         result: tuple[OutboundRow, bool] = await self._writer.submit(job)
+        return result
+
+    async def enqueue_outbound_batch(
+        self, items: Sequence[tuple[OutboundRow, Sequence[LogEvent]]]
+    ) -> list[tuple[OutboundRow, bool]]:
+        # One job is one savepoint: a failing row rolls back the rows before it too.
+        def job(conn: sqlite3.Connection, log: _LogAppender) -> list[tuple[OutboundRow, bool]]:
+            return [self._insert_outbound(conn, log, row, events) for row, events in items]
+
+        result: list[tuple[OutboundRow, bool]] = await self._writer.submit(job)
         return result
 
     async def due_outbound(self, receiver: str, now: dt.datetime, limit: int) -> list[OutboundRow]:
@@ -626,14 +650,19 @@ class SqliteStore:
 
         await self._writer.submit(job)
 
-    async def redrive(self, message_id: str, events: Sequence[LogEvent]) -> bool:
+    async def redrive(
+        self, message_id: str, events: Sequence[LogEvent], *, now: dt.datetime | None = None
+    ) -> bool:
+        at = now or _now()
+
         def job(conn: sqlite3.Connection, log: _LogAppender) -> bool:
             cursor = conn.execute(
-                "UPDATE outbox SET state = ?, next_attempt_at = ?, attempts = 0 "
+                "UPDATE outbox SET state = ?, next_attempt_at = ?, attempts = 0, age_from = ? "
                 "WHERE message_id = ? AND state = ?",
                 (
                     OutboundState.PENDING.value,
-                    _now().timestamp(),
+                    at.timestamp(),
+                    _iso(at),
                     message_id,
                     OutboundState.DEAD_LETTERED.value,
                 ),
@@ -649,7 +678,7 @@ class SqliteStore:
         def job(conn: sqlite3.Connection, log: _LogAppender) -> list[str]:
             rows = conn.execute(
                 "SELECT message_id, record_type, attempts, last_error FROM outbox "
-                "WHERE receiver = ? AND state = ? AND created_at < ?",
+                "WHERE receiver = ? AND state = ? AND age_from < ? ORDER BY rowid",
                 (receiver, OutboundState.PENDING.value, _iso(created_before)),
             ).fetchall()
             for message_id, record_type, attempts, last_error in rows:
