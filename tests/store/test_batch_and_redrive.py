@@ -109,9 +109,9 @@ async def _drop_age_column(h: Harness) -> None:
     """Make the database look like one written before the age clock had its own column."""
     store = h.store
     if isinstance(store, SqliteStore):
-        with contextlib.closing(sqlite3.connect(store.path)) as conn:
-            conn.execute("ALTER TABLE outbox DROP COLUMN age_from")
-            conn.commit()
+        with contextlib.closing(sqlite3.connect(store.path)) as lite:
+            lite.execute("ALTER TABLE outbox DROP COLUMN age_from")
+            lite.commit()
     else:
         assert isinstance(store, PostgresStore)
         conn = await asyncpg.connect(PG_DSN)
