@@ -20,6 +20,11 @@ from gateway.vault import Vault
 __all__ = ["SqliteCore"]
 
 
+# What a probe commits: more than the slack a failed commit leaves allocated in the WAL, so
+# a full disk does not pass for writable because a tiny heartbeat still fits.
+_PROBE_BYTES = 256 * 1024
+
+
 class SqliteCore(Statements):
     """One SQLite file: a writer thread for every mutation, a reader thread beside it."""
 
@@ -112,6 +117,10 @@ class SqliteCore(Statements):
             conn.execute(
                 "INSERT OR REPLACE INTO node_identity VALUES ('heartbeat', ?)",
                 (iso_utc(utc_now()),),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO node_identity VALUES ('probe', zeroblob(?))",
+                (_PROBE_BYTES,),
             )
 
         await self._writer.submit(job)
