@@ -10,6 +10,7 @@ throughput buckets.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,27 +37,47 @@ __all__ = [
     "ENVELOPE_INBOUND",
     "ENVELOPE_OUTBOUND",
     "INBOUND_COUNTS",
+    "INBOUND_SELECT",
+    "LOG_AFTER",
+    "LOG_AT",
+    "LOG_LAST",
+    "LOG_LATEST",
+    "OPERATOR_ADD",
     "OPERATOR_COLUMNS",
+    "OPERATOR_GET",
+    "OPERATOR_LIST",
+    "OPERATOR_REMOVE",
     "OUTBOUND_COUNTS",
+    "OUTBOUND_SELECT",
+    "SESSIONS_END_FOR",
+    "SESSIONS_EXPIRE",
+    "SESSION_ADD",
+    "SESSION_END",
     "SESSION_JOIN",
     "STORED_INBOUND",
     "STORED_OUTBOUND",
+    "THROUGHPUT",
+    "TIMELINE",
     "Dialect",
     "TransferQuery",
+    "_common",
     "backlog",
     "inbound_counts",
     "inbound_query",
     "numbered",
     "operator_row",
+    "operator_update",
     "outbound_counts",
     "outbound_query",
     "page",
     "session_row",
     "throughput_buckets",
     "throughput_rows",
+    "transfer_queries",
 ]
 
 
+@functools.lru_cache(maxsize=512)
 def numbered(sql: str) -> str:
     """``?`` placeholders as PostgreSQL's ``$1 … $n`` (no statement here quotes a ``?``)."""
     parts = sql.split("?")
