@@ -152,6 +152,14 @@ def _common(
         q.add(f"({column}, message_id) < (?, ?)", time(after[0]), after[1])
 
 
+def _match(q: TransferQuery, f: TransferFilter, peer_column: str, hint: str) -> None:
+    if f.q:
+        q.add("(message_id = ? OR record_key = ?)", f.q, f.q)
+    for column, value in ((peer_column, f.peer), ("record_type", f.record_type)):
+        if value:
+            q.add(f"{hint}{column} = ?", value)
+
+
 def outbound_query(
     f: TransferFilter, after: tuple[str, str] | None, limit: int, dialect: Dialect
 ) -> TransferQuery | None:
@@ -159,12 +167,7 @@ def outbound_query(
         return None
     q = TransferQuery(dialect, limit)
     hint = "+" if dialect.hints and not (f.status in _RARE_STATES or f.q) else ""
-    if f.q:
-        q.add("(message_id = ? OR record_key = ?)", f.q, f.q)
-    if f.peer:
-        q.add(f"{hint}receiver = ?", f.peer)
-    if f.record_type:
-        q.add(f"{hint}record_type = ?", f.record_type)
+    _match(q, f, "receiver", hint)
     if f.status:
         q.add(f"{hint}state = ?", f.status)
     _common(q, f, "created_at", after)
@@ -178,12 +181,7 @@ def inbound_query(
         return None
     q = TransferQuery(dialect, limit)
     hint = "+" if dialect.hints else ""
-    if f.q:
-        q.add("(message_id = ? OR record_key = ?)", f.q, f.q)
-    if f.peer:
-        q.add(f"{hint}sender = ?", f.peer)
-    if f.record_type:
-        q.add(f"{hint}record_type = ?", f.record_type)
+    _match(q, f, "sender", hint)
     if f.status == "received":
         # Few rows wait for the local system: the inbox_undelivered index finds them.
         q.add("delivered_at IS NULL")

@@ -101,34 +101,25 @@ CREATE TABLE IF NOT EXISTS console_sessions (
 CREATE INDEX IF NOT EXISTS console_sessions_user ON console_sessions (username);
 """
 
-SQLITE_TABLES = TABLES.format(
-    key="TEXT",
-    bytes="BLOB",
-    time="TEXT",
-    due="REAL",  # epoch seconds: the due queue compares numbers
-    seconds="REAL",
-    inbox_seq="INTEGER PRIMARY KEY AUTOINCREMENT",
-    log_seq="INTEGER",
-    outbox_first="",
-    outbox_last="",
-    correlation_order="",
-)
-
-# Text columns that order or page results compare bytewise ("C"), as SQLite does. The outbox
-# keeps its insertion order in ``ord`` and the replica that holds a row for delivery, and
-# until when (database clock), in ``claimed_by``/``claimed_until``.
-POSTGRES_TABLES = TABLES.format(
-    key='TEXT COLLATE "C"',
-    bytes="BYTEA",
-    time="TIMESTAMPTZ",
-    due="TIMESTAMPTZ",
-    seconds="DOUBLE PRECISION",
-    inbox_seq="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-    log_seq="BIGINT",
-    outbox_first="ord BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,\n    ",
-    outbox_last="\n    claimed_by      TEXT,\n    claimed_until   TIMESTAMPTZ,",
-    correlation_order=", ord",
-)
+# Each field of TABLES as SQLite and PostgreSQL spell it. PostgreSQL compares key text
+# bytewise ("C"), as SQLite does; its outbox keeps its insertion order in ``ord`` and the
+# replica that holds a row for delivery, and until when (database clock), in
+# ``claimed_by``/``claimed_until``. SQLite keeps the due time as epoch seconds.
+_TYPES = (
+    ("key", "TEXT", 'TEXT COLLATE "C"'),
+    ("bytes", "BLOB", "BYTEA"),
+    ("time", "TEXT", "TIMESTAMPTZ"),
+    ("due", "REAL", "TIMESTAMPTZ"),
+    ("seconds", "REAL", "DOUBLE PRECISION"),
+    ("inbox_seq", "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    ("log_seq", "INTEGER", "BIGINT"),
+    ("outbox_first", "", "ord BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,\n    "),
+    ("outbox_last", "", "\n    claimed_by      TEXT,\n    claimed_until   TIMESTAMPTZ,"),
+    ("correlation_order", "", ", ord"),
+)  # fmt: skip
+SQLITE_TABLES = TABLES.format_map({name: lite for name, lite, _ in _TYPES})
+POSTGRES_TABLES = TABLES.format_map({name: pg for name, _, pg in _TYPES})
 
 # Created after the engine's migrations: they may name columns an older database gains there.
 # The console's keep each transfers page an index range scan whatever its depth

@@ -27,6 +27,16 @@ def test_postgresql_takes_dsn_and_schema_from_toml_keys() -> None:
     assert settings.lease_seconds == 120.0
 
 
+def _data(storage: dict[str, str], database: str) -> dict[str, object]:
+    return {
+        "node": {"bureau": "500151", "database": database},
+        "tls": {"ca": "ca.pem", "cert": "c.pem", "key": "k.pem"},
+        "signing": {"cert": "s.pem", "key": "sk.pem"},
+        "agreements": {"directory": "agreements"},
+        "storage": storage,
+    }
+
+
 @pytest.mark.parametrize(
     ("storage", "problem"),
     [
@@ -39,15 +49,8 @@ def test_postgresql_takes_dsn_and_schema_from_toml_keys() -> None:
 def test_bad_storage_sections_are_named(
     storage: dict[str, str], problem: str, tmp_path: Path
 ) -> None:
-    data = {
-        "node": {"bureau": "500151", "database": "n.db"},
-        "tls": {"ca": "ca.pem", "cert": "c.pem", "key": "k.pem"},
-        "signing": {"cert": "s.pem", "key": "sk.pem"},
-        "agreements": {"directory": "agreements"},
-        "storage": storage,
-    }
     with pytest.raises(ConfigInvalid) as caught:
-        parse_config(data, tmp_path / "node.toml")
+        parse_config(_data(storage, "n.db"), tmp_path / "node.toml")
     assert "storage" in caught.value.message and problem in caught.value.message
 
 
@@ -62,14 +65,7 @@ def _config(tmp_path: Path, storage: dict[str, str]) -> NodeConfig:
     for name in ("ca.pem", "c.pem", "k.pem", "s.pem", "sk.pem"):
         (tmp_path / name).touch()
     (tmp_path / "agreements").mkdir(exist_ok=True)
-    data = {
-        "node": {"bureau": "500151", "database": "data/n.db"},
-        "tls": {"ca": "ca.pem", "cert": "c.pem", "key": "k.pem"},
-        "signing": {"cert": "s.pem", "key": "sk.pem"},
-        "agreements": {"directory": "agreements"},
-        "storage": storage,
-    }
-    return parse_config(data, tmp_path / "node.toml")
+    return parse_config(_data(storage, "data/n.db"), tmp_path / "node.toml")
 
 
 def test_the_configuration_names_the_engine(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import asyncpg
 from gateway.clock import iso_utc, utc_now
 from gateway.errors import StoreUnavailable
 from gateway.store.at_rest import AtRest
+from gateway.store.engine import Engine
 from gateway.store.jobs import settle, take_batch
 from gateway.store.postgres.connection import (
     DRIVER_ERRORS,
@@ -27,7 +28,6 @@ from gateway.store.postgres.connection import (
 )
 from gateway.store.postgres.schema import default_schema, prepare, valid_schema_name
 from gateway.store.statements import Dialect, numbered
-from gateway.store.views import Statements
 from gateway.store.writes import Step, Times
 from gateway.vault import Vault
 
@@ -51,7 +51,7 @@ async def _run(conn: Conn, chain: Chain, step: Step) -> int:
     return count
 
 
-class PostgresCore(Statements):
+class PostgresCore(Engine):
     """One PostgreSQL schema: a pool for reads, a writer task that batches every write."""
 
     def __init__(

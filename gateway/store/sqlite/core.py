@@ -11,9 +11,9 @@ from typing import Any
 from gateway.clock import iso_utc, utc_now
 from gateway.errors import StoreUnavailable
 from gateway.store.at_rest import AtRest
+from gateway.store.engine import Engine
 from gateway.store.sqlite.worker import LogAppender, Worker
 from gateway.store.statements import Dialect
-from gateway.store.views import Statements
 from gateway.store.writes import Step, Times
 from gateway.vault import Vault
 
@@ -25,7 +25,7 @@ __all__ = ["SqliteCore"]
 _PROBE_BYTES = 256 * 1024
 
 
-class SqliteCore(Statements):
+class SqliteCore(Engine):
     """One SQLite file: a writer thread for every mutation, a reader thread beside it."""
 
     def __init__(
