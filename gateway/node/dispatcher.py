@@ -37,7 +37,6 @@ from gateway.transfer import (
     decide,
     outbound_event,
 )
-from gateway.transfer import OutboundState as TransferState
 from gateway.translog import EventKind
 
 __all__ = ["OutboxDispatcher", "transfer_of"]
@@ -52,7 +51,7 @@ def transfer_of(row: OutboundRow) -> Transfer:
         message_id=row.message_id,
         peer=row.receiver,
         record_type=row.record_type,
-        state=TransferState(row.state.value),
+        state=row.state,
         attempts=row.attempts,
         created_at=row.created_at,
         last_error=row.last_error,
@@ -252,13 +251,13 @@ class OutboxDispatcher:
                 events=decision.events,
             )
             return
-        final = None if decision.state is TransferState.PENDING else decision.state
+        final = None if decision.state is OutboundState.PENDING else decision.state
         _report(row, decision, now)
         await self.store.mark_failed_attempt(
             row.message_id,
             error=decision.error,
             next_attempt_at=decision.next_attempt_at,
-            final_state=None if final is None else OutboundState(final.value),
+            final_state=final,
             events=decision.events,
         )
         if decision.move is Move.RESEAL and final is None:
@@ -275,9 +274,9 @@ class OutboxDispatcher:
 
 
 def _report(row: OutboundRow, decision: Decision, now: dt.datetime) -> None:
-    if decision.state is TransferState.REJECTED:
+    if decision.state is OutboundState.REJECTED:
         _log.warning("partner %s refused %s: %s", row.receiver, row.message_id, decision.error)
-    elif decision.state is TransferState.DEAD_LETTERED:
+    elif decision.state is OutboundState.DEAD_LETTERED:
         _log.warning(
             "dead-lettered %s to %s after %d attempts: %s",
             row.message_id,

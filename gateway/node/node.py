@@ -46,9 +46,8 @@ from gateway.node.reconcile import Reconciler
 from gateway.node.retention import RetentionJob
 from gateway.node.signal import InboxSignal
 from gateway.pki import expiring_certificates, load_crls
-from gateway.store.at_rest import default_key_file, open_vault
-from gateway.store.postgres import PostgresStore
-from gateway.store.sqlite import SqliteStore
+from gateway.store import NodeStore, key_file_for, open_store
+from gateway.store.at_rest import open_vault
 
 __all__ = ["GatewayNode", "NodeIdentity", "Surface", "load_identity"]
 
@@ -73,25 +72,7 @@ class GatewayNode:
         self.identity = load_identity(config)
         # A bad agreement file stops the node here, naming file, key and rule.
         self.agreements = load_agreements(config.agreements.directory)
-        key_file = config.storage.key_file or default_key_file(config.node.database)
-        storage = config.storage
-        self.store: SqliteStore | PostgresStore
-        if storage.engine == "postgresql" and storage.dsn is not None:
-            self.store = PostgresStore(
-                storage.dsn,
-                bureau=config.bureau,
-                schema=storage.schema_name,
-                vault=open_vault(key_file),
-                lock_timeout_ms=storage.busy_timeout_ms,
-                lease_seconds=storage.lease_seconds,
-            )
-        else:
-            self.store = SqliteStore(
-                config.node.database,
-                bureau=config.bureau,
-                busy_timeout_ms=storage.busy_timeout_ms,
-                vault=open_vault(key_file),
-            )
+        self.store: NodeStore = open_store(config, open_vault(key_file_for(config)))
         self.serving = False
         self.signal = InboxSignal()
         self.hooks = HookChain()

@@ -8,7 +8,6 @@ letters back in the queue (a transition of :mod:`gateway.transfer`). One
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,6 @@ __all__ = [
 
 _log = logging.getLogger("chuanyu.outbound")
 # Records queued concurrently when the store cannot take a batch in one transaction.
-_ENQUEUE_CONCURRENCY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +189,7 @@ class OutboundService:
             self._seal(route, item.idempotency_key)
             for item, route in zip(items, routes, strict=True)
         ]
-        results = await _enqueue_batch(self.store, sealed)
+        results = await self.store.enqueue_outbound_batch(sealed)
         for receiver in {row.receiver for row, created in results if created}:
             self.wake(receiver)
         for row, created in results:
@@ -300,20 +298,3 @@ class OutboundService:
         _log.info("re-driven %s to %s by %s", message_id, row.receiver, operator)
         self.wake(row.receiver)
         return True
-
-
-async def _enqueue_batch(
-    store: Store, items: Sequence[tuple[OutboundRow, Sequence[LogEvent]]]
-) -> list[tuple[OutboundRow, bool]]:
-    """One transaction where the store offers it; else concurrent inserts sharing commits."""
-    batch = getattr(store, "enqueue_outbound_batch", None)
-    if batch is not None:
-        result: list[tuple[OutboundRow, bool]] = await batch(items)
-        return result
-    results: list[tuple[OutboundRow, bool]] = []
-    for start in range(0, len(items), _ENQUEUE_CONCURRENCY):
-        group = items[start : start + _ENQUEUE_CONCURRENCY]
-        results.extend(
-            await asyncio.gather(*(store.enqueue_outbound(row, events) for row, events in group))
-        )
-    return results

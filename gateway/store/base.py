@@ -9,12 +9,12 @@ durable. Engines translate their driver's exceptions into
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.checkpoint import PeriodAccount
+from gateway.transfer import OutboundState
 from gateway.translog import LogEntry, LogEvent
 
 __all__ = [
@@ -25,13 +25,6 @@ __all__ = [
     "Store",
     "StoredPayload",
 ]
-
-
-class OutboundState(enum.StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    REJECTED = "rejected"
-    DEAD_LETTERED = "dead_lettered"
 
 
 @dataclass(frozen=True, slots=True)

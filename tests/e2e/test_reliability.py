@@ -87,10 +87,6 @@ async def test_outage_longer_than_the_dead_letter_age_then_redrive(short_lived: 
     assert len(await pair.suining.store.undelivered_inbound(0, 100)) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs Store.redrive to restart the dead-letter age clock (store branch)",
-)
 async def test_a_redriven_dead_letter_older_than_the_age_is_delivered_once_the_partner_is_back(
     short_lived: NodePair,
 ) -> None:
