@@ -184,13 +184,8 @@ class OutboundFolder:
             f"{utc_now().isoformat(timespec='seconds')}\nreason: {reason}\n"
             f"nothing from this file was sent\n\n{message}\n"
         )
-        await asyncio.to_thread(path.replace, target)
-        await asyncio.to_thread(
-            write_atomically,
-            target.with_name(target.name + ".error.txt"),
-            report.encode(),
-            mode=_LOCAL_FILE_MODE,
-        )
+        # Logged before the file moves: whoever sees the refusal in the folder finds it in
+        # the log too.
         await self.store.append_log(
             [
                 LogEvent(
@@ -199,6 +194,13 @@ class OutboundFolder:
                     detail={"file": path.name, "sha256": digest, "reason": reason},
                 )
             ]
+        )
+        await asyncio.to_thread(path.replace, target)
+        await asyncio.to_thread(
+            write_atomically,
+            target.with_name(target.name + ".error.txt"),
+            report.encode(),
+            mode=_LOCAL_FILE_MODE,
         )
 
 

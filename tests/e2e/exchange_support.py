@@ -21,6 +21,7 @@ from chuanyu.exchange.v1 import local_service_pb2 as lpb
 from chuanyu.exchange.v1 import local_service_pb2_grpc as lgrpc
 from gateway.codec import encode_payload, record_to_proto
 from gateway.config import NodeConfig, parse_config
+from gateway.conformance.samples import sample_data, sample_feedback
 from gateway.envelope import new_message_id, seal_envelope
 from gateway.node import GatewayNode
 from gateway.pki import PkiLayout, key_id, load_certificate, load_private_key
@@ -33,71 +34,12 @@ AGREEMENTS = ROOT / "agreements"
 AGREEMENT = "SUI-TONG-MR-2024"  # registrations, referrals and their feedback
 COMPLAINT_AGREEMENT = "SUI-TONG-CP-2024"  # consumer complaints and their feedback
 
-REGISTRATION: dict[str, Any] = {
-    "record_type": "business_registration",
-    "uscc": "91500151MA60K3C286",
-    "name": "重庆龙乡优品食品有限公司",
-    "entity_type": "有限责任公司(自然人投资或控股)",
-    "legal_representative": "张三",
-    "legal_representative_id_type": "resident_id",
-    "legal_representative_id_number": "11010519491231002X",
-    "registered_capital": "1000000.00",
-    "registered_capital_currency": "CNY",
-    "established_on": "2021-03-15",
-    "address": "重庆市铜梁区东城街道龙城大道100号",
-    "address_division": "500151",
-    "business_scope": "食品销售；农副产品销售",
-    "registration_authority": "重庆市铜梁区市场监督管理局",
-    "status": "active",
-    "approved_on": "2024-05-06",
-    "actual_business_address": "四川省遂宁市船山区河东新区50号",
-}
-
-COMPLAINT: dict[str, Any] = {
-    "record_type": "consumer_complaint",
-    "complaint_number": "TS5001512026112700001",
-    "registered_at": "2026-11-27T09:30:00+08:00",
-    "channel": "hotline_12315",
-    "complainant": {"name": "李四", "phone": "13800138000"},
-    "respondent": {
-        "name": "遂宁市船山区某某电器商行",
-        "uscc": "92510903MA6AB7Q52D",
-        "address": "四川省遂宁市船山区明月路8号",
-        "division": "510903",
-    },
-    "subject": "空调",
-    "category": "goods",
-    "amount": "2999.00",
-    "purchased_on": "2026-11-20",
-    "facts": "安装后无法制冷，商家拒绝维修。",
-    "request": "退货退款",
-}
-
-REFERRAL: dict[str, Any] = {
-    "record_type": "enforcement_referral",
-    "referral_number": "遂市监移〔2026〕7号",
-    "referring_bureau": "遂宁市市场监督管理局",
-    "receiving_bureau": "重庆市铜梁区市场监督管理局",
-    "party": {
-        "name": "重庆龙乡优品食品有限公司",
-        "uscc": "91500151MA60K3C286",
-        "address": "重庆市铜梁区东城街道龙城大道100号",
-    },
-    "violation": "涉嫌销售超过保质期的食品",
-    "facts": "2026年11月抽检发现……",
-    "legal_basis": "《市场监督管理行政处罚程序规定》第十四条",
-    "found_on": "2026-11-25",
-    "evidence": [
-        {
-            "name": "现场检查笔录",
-            "pages": 3,
-            "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        }
-    ],
-    "items": ["过期月饼 20 盒"],
-    "contact_name": "赵六",
-    "contact_phone": "0825-2220000",
-}
+# The conformance kit's samples, with the address the end-to-end tests route on.
+REGISTRATION: dict[str, Any] = sample_data(
+    RecordType.BUSINESS_REGISTRATION, actual_business_address="四川省遂宁市船山区河东新区50号"
+)
+COMPLAINT: dict[str, Any] = sample_data(RecordType.CONSUMER_COMPLAINT)
+REFERRAL: dict[str, Any] = sample_data(RecordType.ENFORCEMENT_REFERRAL)
 
 
 @dataclass
@@ -113,18 +55,7 @@ class NodePair:
 
 
 def feedback_for(original: Record, status: str) -> Record:
-    number = getattr(original, "complaint_number", None) or original.referral_number  # type: ignore[union-attr]
-    return parse_record(
-        {
-            "record_type": "feedback",
-            "original_number": number,
-            "original_type": original.record_type.value,
-            "status": status,
-            "note": "已按规定办理",
-            "handled_at": "2026-11-28T15:00:00+08:00",
-            "officer": "王五",
-        }
-    )
+    return sample_feedback(original, status)
 
 
 def record(data: dict[str, Any], **changes: Any) -> Record:
