@@ -31,15 +31,16 @@ from typing import Any
 
 import aiohttp
 
+from gateway.app import build_node, console_of, operator_records
 from gateway.codec import encode_payload
 from gateway.config import parse_config
 from gateway.console import AccountStore, Role
-from gateway.console.queries import TransferFilter, list_transfers
+from gateway.console.queries import list_transfers
 from gateway.envelope import seal_envelope
-from gateway.node import GatewayNode
 from gateway.pki import PkiLayout, init_pki, key_id, load_certificate, load_private_key
 from gateway.records import RecordType, parse_record
 from gateway.signing import Ed25519Suite, Signer
+from gateway.store.reads import TransferFilter, decode_cursor, encode_cursor
 from gateway.store.sqlite import SqliteStore
 from gateway.translog import GENESIS_HASH, canonical_detail, canonical_entry_bytes, entry_hash
 
@@ -241,12 +242,12 @@ def _explain(database: Path) -> None:
     from gateway.console import queries
 
     for name, f in _filters(conn).items():
-        query = queries._outbound_sql(f, queries.decode_cursor(f.cursor), f.limit + 1)
+        query = queries._outbound_sql(f, decode_cursor(f.cursor), f.limit + 1)
         if query is not None:
             sql = queries._OUTBOUND_SELECT.format(where=query.sql())
             plan = conn.execute("EXPLAIN QUERY PLAN " + sql, query.params).fetchall()
             print(f"{name} outbox: {'; '.join(r[3] for r in plan)}")
-        query = queries._inbound_sql(f, queries.decode_cursor(f.cursor), f.limit + 1)
+        query = queries._inbound_sql(f, decode_cursor(f.cursor), f.limit + 1)
         if query is not None:
             sql = queries._INBOUND_SELECT.format(where=query.sql())
             plan = conn.execute("EXPLAIN QUERY PLAN " + sql, query.params).fetchall()
@@ -264,8 +265,6 @@ def _filters(conn: sqlite3.Connection) -> dict[str, TransferFilter]:
     inbound = conn.execute(
         "SELECT message_id FROM inbox ORDER BY seq LIMIT 1 OFFSET ?", (count // 3,)
     ).fetchone()
-    from gateway.console.queries import encode_cursor
-
     day = dt.datetime.fromisoformat(mid[0])
     return {
         "first page": TransferFilter(),
@@ -303,10 +302,12 @@ def _query_string(f: TransferFilter) -> dict[str, str]:
 
 async def _measure(workdir: Path, pki: PkiLayout, database: Path, repeat: int) -> list[str]:
     password = secrets.token_urlsafe(18)
-    with AccountStore(database) as accounts:
-        if accounts.get("bench-viewer") is not None:
-            accounts.remove("bench-viewer")
-        accounts.add("bench-viewer", Role.VIEWER, password)
+    config = _config(workdir, pki, database)
+    async with operator_records(config) as records:
+        accounts = AccountStore(records)
+        if await accounts.get("bench-viewer") is not None:
+            await accounts.remove("bench-viewer")
+        await accounts.add("bench-viewer", Role.VIEWER, password)
     conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
     log_rows = conn.execute("SELECT max(seq) FROM transfer_log").fetchone()[0]
     scenarios = _filters(conn)
@@ -314,12 +315,13 @@ async def _measure(workdir: Path, pki: PkiLayout, database: Path, repeat: int) -
     lines = [f"transfer log: {log_rows:,} entries; {repeat} requests per line (ms)"]
     lines.append(f"{'scenario':<34} {'rows':>5} {'median':>8} {'p95':>8} {'max':>8}")
     started = time.perf_counter()
-    async with GatewayNode(_config(workdir, pki, database)) as node:
-        assert node.console is not None
+    async with build_node(config) as node:
+        console = console_of(node)
+        assert console is not None
         lines.insert(
             0, f"node start with console (indexes ready): {time.perf_counter() - started:.1f} s"
         )
-        base = f"http://127.0.0.1:{node.console.port}"
+        base = f"http://127.0.0.1:{console.port}"
         # unsafe=True: aiohttp keeps no cookies from bare IP addresses otherwise.
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             async with http.post(

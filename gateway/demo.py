@@ -34,6 +34,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
 from gateway.adapter import load_adapter
+from gateway.app import operator_records
+from gateway.config import load_config
 from gateway.console import AccountStore, Role
 from gateway.envelope import verify_receipt
 from gateway.pki import PkiLayout, SigningCertificateVerifier, init_pki, load_certificate
@@ -298,13 +300,17 @@ def _demo_node(workdir: Path, bureau: str, name: str, adapter: str, suffix: str)
     )
 
 
+async def _add_officer(node: DemoNode, password: str) -> None:
+    async with operator_records(load_config(node.config)) as records:
+        await AccountStore(records).add("demo", Role.OFFICER, password)
+
+
 def _console_logins(nodes: list[DemoNode], workdir: Path) -> list[str]:
     """One officer log-in per console, with a fresh password (written to a 0600 file too)."""
     lines = []
     for node in nodes:
         password = secrets.token_urlsafe(12)
-        with AccountStore(node.database) as accounts:
-            accounts.add("demo", Role.OFFICER, password)
+        asyncio.run(_add_officer(node, password))
         lines.append(
             f"{node.name} ({node.bureau}): http://127.0.0.1:{node.console_port}/  "
             f"user demo, password {password}"

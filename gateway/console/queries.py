@@ -1,20 +1,20 @@
-"""Read-only queries behind the console, on connections of its own.
+"""The console's read views and operator rows over a node's SQLite file (interim).
 
-The store's single writer owns every write that touches the transfer log; the
-console only reads, on its own read-only connections (WAL lets them run beside
-the writer) in a small thread pool, so a slow page never holds up the exchange.
+These implement :class:`~gateway.store.reads.ConsoleReads` and
+:class:`~gateway.store.reads.OperatorRecords` for the SQLite engine until the store
+provides both for every engine; then this module goes. The composition root
+(:mod:`gateway.app`) builds them; nothing else in the console imports this module.
 
 The transfers list is a union of the outbox (outbound) and the inbox (inbound),
 newest first, paged by keyset ``(at, message_id)``: each page is an index range
-scan whatever its depth. ``CONSOLE_INDEXES`` are the indexes that keep it so
+scan whatever its depth. ``CONSOLE_INDEXES`` keep it so
 (``bench/console_transfers.py`` measures them on a million log rows).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -26,37 +26,26 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.errors import StoreUnavailable
+from gateway.store.at_rest import AtRest
+from gateway.store.reads import (
+    MAX_PAGE,
+    InboundCount,
+    LogRow,
+    OperatorRow,
+    OutboundCount,
+    PeerBacklog,
+    SessionRow,
+    StoredMessage,
+    TransferFilter,
+    TransferPage,
+    TransferRow,
+    decode_cursor,
+    encode_cursor,
+)
 
-__all__ = [
-    "CONSOLE_INDEXES",
-    "DIRECTIONS",
-    "STATUSES",
-    "LogRow",
-    "ReadPool",
-    "StoredMessage",
-    "TransferFilter",
-    "TransferPage",
-    "TransferRow",
-    "dead_letters",
-    "ensure_indexes",
-    "inbound_counts",
-    "list_transfers",
-    "log_after",
-    "log_latest",
-    "message_timeline",
-    "outbound_counts",
-    "pending_by_peer",
-    "stored_message",
-    "throughput",
-]
+__all__ = ["CONSOLE_INDEXES", "SqliteConsoleReads", "SqliteOperatorRecords", "ensure_indexes"]
 
 T = TypeVar("T")
-
-DIRECTIONS = ("outbound", "inbound")
-# Outbound states as the store keeps them; inbound: "received" until the local system
-# takes it, then "delivered" (to local).
-STATUSES = ("pending", "delivered", "rejected", "dead_lettered", "received")
-MAX_PAGE = 200
 
 CONSOLE_INDEXES = """
 CREATE INDEX IF NOT EXISTS console_outbox_time ON outbox (created_at, message_id);
@@ -119,68 +108,6 @@ class ReadPool:
 
 # ---------------------------------------------------------------------------
 # Transfers
-
-
-@dataclass(frozen=True, slots=True)
-class TransferFilter:
-    direction: str = ""
-    peer: str = ""
-    record_type: str = ""
-    status: str = ""
-    since: str = ""  # ISO 8601 UTC, inclusive
-    until: str = ""  # ISO 8601 UTC, exclusive
-    q: str = ""  # message id, USCC, complaint number or referral number (exact)
-    cursor: str = ""
-    limit: int = 50
-
-
-@dataclass(frozen=True, slots=True)
-class TransferRow:
-    direction: str
-    message_id: str
-    peer: str
-    record_type: str
-    record_key: str
-    status: str
-    at: str
-    attempts: int
-    last_error: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "direction": self.direction,
-            "message_id": self.message_id,
-            "peer": self.peer,
-            "record_type": self.record_type,
-            "record_key": self.record_key,
-            "status": self.status,
-            "at": self.at,
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class TransferPage:
-    rows: list[TransferRow]
-    next_cursor: str = ""
-
-
-def encode_cursor(at: str, message_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([at, message_id]).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, str] | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, message_id = json.loads(raw)
-    except (ValueError, binascii.Error, TypeError):
-        raise ValueError("cursor is not one this API handed out") from None
-    if not isinstance(at, str) or not isinstance(message_id, str):
-        raise ValueError("cursor is not one this API handed out")
-    return at, message_id
 
 
 @dataclass
@@ -288,20 +215,19 @@ def list_transfers(conn: sqlite3.Connection, f: TransferFilter) -> TransferPage:
 # Overview
 
 
-def outbound_counts(conn: sqlite3.Connection) -> list[tuple[str, str, str, int]]:
-    """(state, peer, record type, count), from the covering state index."""
+def outbound_counts(conn: sqlite3.Connection) -> list[OutboundCount]:
+    """From the covering state index."""
     return [
-        (str(r[0]), str(r[1]), str(r[2]), int(r[3]))
+        OutboundCount(str(r[0]), str(r[1]), str(r[2]), int(r[3]))
         for r in conn.execute(
             "SELECT state, receiver, record_type, count(*) FROM outbox GROUP BY 1, 2, 3"
         )
     ]
 
 
-def inbound_counts(conn: sqlite3.Connection) -> list[tuple[str, str, int, int]]:
-    """(peer, record type, received, not yet taken by the local system)."""
+def inbound_counts(conn: sqlite3.Connection) -> list[InboundCount]:
     return [
-        (str(r[0]), str(r[1]), int(r[2]), int(r[3]))
+        InboundCount(str(r[0]), str(r[1]), int(r[2]), int(r[3]))
         for r in conn.execute(
             "SELECT sender, record_type, count(*), sum(delivered_at IS NULL) FROM inbox "
             "GROUP BY 1, 2"
@@ -309,19 +235,18 @@ def inbound_counts(conn: sqlite3.Connection) -> list[tuple[str, str, int, int]]:
     ]
 
 
-def pending_by_peer(conn: sqlite3.Connection) -> dict[str, tuple[int, int, str | None]]:
-    """peer → (pending, dead-lettered, oldest pending created-at)."""
-    out: dict[str, tuple[int, int, str | None]] = {}
+def backlog_by_peer(conn: sqlite3.Connection) -> dict[str, PeerBacklog]:
+    out: dict[str, PeerBacklog] = {}
     for peer, count, oldest in conn.execute(
         "SELECT receiver, count(*), min(created_at) FROM outbox WHERE state = 'pending' "
         "GROUP BY receiver"
     ):
-        out[peer] = (int(count), 0, oldest)
+        out[peer] = PeerBacklog(int(count), 0, oldest)
     for peer, count in conn.execute(
         "SELECT receiver, count(*) FROM outbox WHERE state = 'dead_lettered' GROUP BY receiver"
     ):
-        pending, _, oldest = out.get(peer, (0, 0, None))
-        out[peer] = (pending, int(count), oldest)
+        before = out.get(peer, PeerBacklog(0, 0, None))
+        out[peer] = PeerBacklog(before.pending, int(count), before.oldest_pending)
     return out
 
 
@@ -379,30 +304,6 @@ def dead_letters(conn: sqlite3.Connection, limit: int = 500) -> list[TransferRow
 # Transfer log
 
 
-@dataclass(frozen=True, slots=True)
-class LogRow:
-    seq: int
-    at: str
-    kind: str
-    direction: str
-    peer: str
-    message_id: str
-    record_type: str
-    detail: dict[str, Any]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "at": self.at,
-            "kind": self.kind,
-            "direction": self.direction,
-            "peer": self.peer,
-            "message_id": self.message_id,
-            "record_type": self.record_type,
-            "detail": self.detail,
-        }
-
-
 # Column lists are module constants and every value is a bound parameter (hence the S608 noqa).
 _LOG_COLUMNS = "seq, at, kind, direction, peer, message_id, record_type, detail"
 
@@ -441,21 +342,6 @@ def message_timeline(conn: sqlite3.Connection, message_id: str) -> list[LogRow]:
             (message_id,),
         )
     ]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    direction: str
-    message_id: str
-    peer: str
-    record_type: str
-    record_key: str
-    status: str
-    at: str
-    attempts: int
-    last_error: str
-    envelope: bytes
-    receipt: bytes
 
 
 def stored_message(
@@ -499,3 +385,209 @@ def stored_message(
         bytes(row[8]),
         b"" if receipt is None else bytes(receipt[0]),
     )
+
+
+class SqliteConsoleReads:
+    """:class:`~gateway.store.reads.ConsoleReads` over a node's SQLite file."""
+
+    def __init__(self, path: Path, at_rest: AtRest, bureau: str) -> None:
+        self._pool = ReadPool(path)
+        self._at_rest = at_rest
+        self._bureau = bureau
+
+    def close(self) -> None:
+        self._pool.close()
+
+    async def list_transfers(self, f: TransferFilter) -> TransferPage:
+        decode_cursor(f.cursor)  # a bad cursor is the caller's ValueError, not a read error
+        return await self._pool.run(lambda conn: list_transfers(conn, f))
+
+    async def outbound_counts(self) -> list[OutboundCount]:
+        return await self._pool.run(outbound_counts)
+
+    async def inbound_counts(self) -> list[InboundCount]:
+        return await self._pool.run(inbound_counts)
+
+    async def backlog_by_peer(self) -> dict[str, PeerBacklog]:
+        return await self._pool.run(backlog_by_peer)
+
+    async def throughput(self, now: dt.datetime, hours: int = 24) -> list[tuple[str, int, int]]:
+        return await self._pool.run(lambda conn: throughput(conn, now, hours))
+
+    async def dead_letters(self, limit: int = 500) -> list[TransferRow]:
+        return await self._pool.run(lambda conn: dead_letters(conn, limit))
+
+    async def log_after(self, after_seq: int = 0, limit: int = 200) -> list[LogRow]:
+        return await self._pool.run(lambda conn: log_after(conn, after_seq, limit))
+
+    async def log_latest(self, limit: int = 50) -> list[LogRow]:
+        return await self._pool.run(lambda conn: log_latest(conn, limit))
+
+    async def message_timeline(self, message_id: str) -> list[LogRow]:
+        return await self._pool.run(lambda conn: message_timeline(conn, message_id))
+
+    async def stored_message(self, direction: str, message_id: str) -> StoredMessage | None:
+        stored = await self._pool.run(
+            lambda conn: stored_message(conn, direction, message_id, self._bureau)
+        )
+        if stored is None:
+            return None
+        envelope = (
+            self._at_rest.open_outbound(message_id, stored.envelope)
+            if direction == "outbound"
+            else self._at_rest.open_inbound(stored.peer, message_id, stored.envelope)
+        )
+        return dataclasses.replace(stored, envelope=envelope)
+
+
+_OPERATOR_SCHEMA = """
+CREATE TABLE IF NOT EXISTS console_operators (
+    username      TEXT PRIMARY KEY,
+    role          TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS console_sessions (
+    token_sha256 BLOB PRIMARY KEY,
+    username     TEXT NOT NULL REFERENCES console_operators (username) ON DELETE CASCADE,
+    csrf_token   TEXT NOT NULL,
+    created_at   REAL NOT NULL,
+    expires_at   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS console_sessions_user ON console_sessions (username);
+"""
+
+
+class SqliteOperatorRecords:
+    """:class:`~gateway.store.reads.OperatorRecords` in a node's SQLite file."""
+
+    def __init__(self, path: Path, *, console_indexes: bool = False) -> None:
+        self.path = path
+        self._console_indexes = console_indexes  # only on a node's own, complete database
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        """Create the tables if needed (and the console's read indexes, if asked)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(_OPERATOR_SCHEMA)
+            if self._console_indexes:
+                conn.executescript(CONSOLE_INDEXES)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open operator accounts in {self.path}: {exc}") from exc
+        self._conn = conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _execute_all(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[list[Any]]:
+        if self._conn is None:
+            self.open()
+        assert self._conn is not None
+        with self._lock:
+            try:
+                return [self._conn.execute(sql, p).fetchall() for sql, p in statements]
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"operator accounts: {exc}") from exc
+
+    async def _run(self, *statements: tuple[str, tuple[Any, ...]]) -> list[list[Any]]:
+        return await asyncio.to_thread(self._execute_all, list(statements))
+
+    async def add_operator(self, row: OperatorRow) -> bool:
+        sql = "INSERT OR IGNORE INTO console_operators VALUES (?,?,?,?,?)"
+        params = (row.username, row.role, row.password_hash, row.created_at, row.updated_at)
+        (_, changes) = await self._run((sql, params), ("SELECT changes()", ()))
+        return bool(changes[0][0])
+
+    async def get_operator(self, username: str) -> OperatorRow | None:
+        (rows,) = await self._run(
+            (f"SELECT {_OPERATOR} FROM console_operators WHERE username = ?", (username,))  # noqa: S608
+        )
+        return OperatorRow(*rows[0]) if rows else None
+
+    async def list_operators(self) -> list[OperatorRow]:
+        (rows,) = await self._run(
+            (f"SELECT {_OPERATOR} FROM console_operators ORDER BY username", ())  # noqa: S608
+        )
+        return [OperatorRow(*r) for r in rows]
+
+    async def update_operator(
+        self,
+        username: str,
+        *,
+        at: float,
+        role: str | None = None,
+        password_hash: str | None = None,
+        end_sessions: bool = False,
+    ) -> bool:
+        if await self.get_operator(username) is None:
+            return False
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        if role is not None:
+            statements.append(
+                (
+                    "UPDATE console_operators SET role = ?, updated_at = ? WHERE username = ?",
+                    (role, at, username),
+                )
+            )
+        if password_hash is not None:
+            statements.append(
+                (
+                    "UPDATE console_operators SET password_hash = ?, updated_at = ? "
+                    "WHERE username = ?",
+                    (password_hash, at, username),
+                )
+            )
+        if end_sessions:
+            statements.append(("DELETE FROM console_sessions WHERE username = ?", (username,)))
+        await self._run(*statements)
+        return True
+
+    async def remove_operator(self, username: str) -> bool:
+        if await self.get_operator(username) is None:
+            return False
+        await self._run(
+            ("DELETE FROM console_sessions WHERE username = ?", (username,)),
+            ("DELETE FROM console_operators WHERE username = ?", (username,)),
+        )
+        return True
+
+    async def create_session(self, row: SessionRow, *, expire_before: float) -> None:
+        await self._run(
+            ("DELETE FROM console_sessions WHERE expires_at < ?", (expire_before,)),
+            (
+                "INSERT INTO console_sessions VALUES (?,?,?,?,?)",
+                (row.token_sha256, row.username, row.csrf_token, row.created_at, row.expires_at),
+            ),
+        )
+
+    async def get_session(self, token_sha256: bytes) -> tuple[SessionRow, OperatorRow] | None:
+        (rows,) = await self._run(
+            (
+                "SELECT s.token_sha256, s.username, s.csrf_token, s.created_at, s.expires_at, "
+                "o.role, o.password_hash, o.created_at, o.updated_at "
+                "FROM console_sessions AS s JOIN console_operators AS o USING (username) "
+                "WHERE s.token_sha256 = ?",
+                (token_sha256,),
+            )
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return SessionRow(bytes(r[0]), r[1], r[2], r[3], r[4]), OperatorRow(r[1], *r[5:])
+
+    async def end_session(self, token_sha256: bytes) -> None:
+        await self._run(("DELETE FROM console_sessions WHERE token_sha256 = ?", (token_sha256,)))
+
+
+_OPERATOR = "username, role, password_hash, created_at, updated_at"

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives import serialization
@@ -62,9 +62,6 @@ from gateway.store.base import OutboundState
 from gateway.store.postgres import PostgresStore
 from gateway.store.sqlite import SqliteStore
 from gateway.translog import Direction, EventKind, LogEvent
-
-if TYPE_CHECKING:
-    from gateway.console import Console
 
 __all__ = ["GatewayNode", "NodeIdentity", "load_identity"]
 
@@ -213,7 +210,7 @@ class GatewayNode:
         self._local_server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._tasks: list[asyncio.Task[None]] = []
-        self.console: Console | None = None
+        self.console: Any = None  # attached by gateway.app: async start() and stop()
         self.outbound_folder: OutboundFolder | None = None
         self.inbound_folder: InboundFolder | None = None
         self._stopped = asyncio.Event()
@@ -256,9 +253,9 @@ class GatewayNode:
         )
         self._local_files()
         if config.console is not None:
-            from gateway.console import Console
+            from gateway.app import attach_console
 
-            self.console = Console(self, config.console)
+            attach_console(self)
         self.reconciler = Reconciler(
             bureau=config.bureau,
             partners=frozenset(self.dispatchers),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from console_support import SUINING, TONGLIANG, ConsolePair, add_operators, node_config
 
+from gateway.app import build_node
 from gateway.node import GatewayNode
 from gateway.pki import PkiLayout, init_pki
 
@@ -30,7 +31,7 @@ async def start_pair(
         # Plain HTTP on loopback in tests; Suining keeps the production default (Secure).
         "secure_cookies": False,
     }
-    tongliang = GatewayNode(
+    tongliang = build_node(
         node_config(
             pki,
             TONGLIANG,
@@ -40,7 +41,7 @@ async def start_pair(
             retry={"max_attempts": max_attempts},
         )
     )
-    suining = GatewayNode(
+    suining = build_node(
         node_config(pki, SUINING, TONGLIANG, workdir, console={"listen": "127.0.0.1:0"})
     )
     return tongliang, suining, token
@@ -52,7 +53,7 @@ async def console_pair(pki: PkiLayout, tmp_path: Path) -> AsyncIterator[ConsoleP
     async with tongliang, suining:
         tongliang.route(SUINING, f"127.0.0.1:{suining.peer_port}")
         suining.route(TONGLIANG, f"127.0.0.1:{tongliang.peer_port}")
-        accounts = add_operators(tongliang.config.node.database)
+        accounts = await add_operators(tongliang)
         yield ConsolePair(tongliang, suining, tmp_path, accounts, token)
 
 
@@ -62,5 +63,5 @@ async def dead_letter_pair(pki: PkiLayout, tmp_path: Path) -> AsyncIterator[Cons
     tongliang, suining, token = await start_pair(pki, tmp_path, max_attempts=1)
     async with tongliang, suining:
         suining.route(TONGLIANG, f"127.0.0.1:{tongliang.peer_port}")
-        accounts = add_operators(tongliang.config.node.database)
+        accounts = await add_operators(tongliang)
         yield ConsolePair(tongliang, suining, tmp_path, accounts, token)
