@@ -109,6 +109,15 @@ class Store(Protocol):
     ) -> tuple[OutboundRow, bool]:
         """Insert ``row``; if its idempotency key exists, return that row and False."""
 
+    async def enqueue_outbound_batch(
+        self, items: Sequence[tuple[OutboundRow, Sequence[LogEvent]]]
+    ) -> list[tuple[OutboundRow, bool]]:
+        """Queue a whole batch in one transaction: each row with its events, in order.
+
+        A row whose idempotency key is already queued is not inserted and logs nothing; its
+        stored row comes back with False. Either every new row commits or none does.
+        """
+
     async def due_outbound(
         self, receiver: str, now: dt.datetime, limit: int
     ) -> list[OutboundRow]: ...
@@ -138,11 +147,17 @@ class Store(Protocol):
     ) -> None:
         """Count an attempt; with ``final_state`` the message leaves the pending queue."""
 
-    async def redrive(self, message_id: str, events: Sequence[LogEvent]) -> bool:
-        """Put a dead-lettered message back in the queue; False if it is not dead-lettered."""
+    async def redrive(
+        self, message_id: str, events: Sequence[LogEvent], *, now: dt.datetime | None = None
+    ) -> bool:
+        """Put a dead-lettered message back in the queue, due at once, with its attempts
+        reset and its dead-letter age clock restarted at ``now`` (default: the current
+        time), so :meth:`dead_letter_expired` counts its age from the re-drive, not from its
+        creation. False if it is not dead-lettered."""
 
     async def dead_letter_expired(self, receiver: str, created_before: dt.datetime) -> list[str]:
-        """Dead-letter pending messages created before the cutoff; returns their ids."""
+        """Dead-letter pending messages whose age clock (creation, or the last re-drive)
+        started before the cutoff; returns their ids."""
 
     async def outbound_in_state(self, state: OutboundState, limit: int) -> list[OutboundRow]: ...
 

@@ -1,0 +1,101 @@
+"""The SQLite store's lifecycle: its two threads, the file's owner, the heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from gateway.clock import iso_utc, utc_now
+from gateway.errors import StoreUnavailable
+from gateway.store.at_rest import AtRest
+from gateway.store.sqlite.worker import LogAppender, Worker
+from gateway.store.views import Statements
+from gateway.vault import Vault
+
+__all__ = ["SqliteCore", "receipt_of"]
+
+
+def receipt_of(conn: sqlite3.Connection, issuer: str, message_id: str) -> bytes:
+    row = conn.execute(
+        "SELECT receipt FROM receipts WHERE issuer = ? AND message_id = ?", (issuer, message_id)
+    ).fetchone()
+    return b"" if row is None else bytes(row[0])
+
+
+class SqliteCore(Statements):
+    """One SQLite file: a writer thread for every mutation, a reader thread beside it."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        bureau: str,
+        busy_timeout_ms: int = 5000,
+        vault: Vault | None = None,
+    ) -> None:
+        self.path = path
+        self.bureau = bureau
+        self.at_rest = AtRest(vault)
+        self._writer = Worker("store-writer", path, writer=True, busy_timeout_ms=busy_timeout_ms)
+        self._reader = Worker("store-reader", path, writer=False, busy_timeout_ms=busy_timeout_ms)
+        self._opened = False
+
+    async def _rows(self, statement: str, *params: Any) -> list[Any]:
+        def job(conn: sqlite3.Connection, _: LogAppender) -> list[Any]:
+            return conn.execute(statement, params).fetchall()
+
+        result: list[Any] = await self._reader.submit(job)
+        return result
+
+    async def _change(self, *statements: tuple[str, tuple[Any, ...]]) -> int:
+        def job(conn: sqlite3.Connection, _: LogAppender) -> int:
+            return [conn.execute(s, p).rowcount for s, p in statements][-1]
+
+        result: int = await self._writer.submit(job)
+        return result
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._writer.start)
+        await asyncio.to_thread(self._reader.start)
+        self._opened = True
+        await self._writer.submit(self._claim_identity)
+
+    async def close(self) -> None:
+        if self._opened:
+            await asyncio.to_thread(self._writer.stop)
+            await asyncio.to_thread(self._reader.stop)
+            self._opened = False
+
+    @property
+    def available(self) -> bool:
+        """False since the last commit failed, until one succeeds again."""
+        return not self._writer.failing
+
+    @property
+    def last_error(self) -> str:
+        return self._writer.last_error
+
+    async def probe(self) -> None:
+        """Commit a heartbeat: raises ``StoreUnavailable`` while the store cannot write."""
+
+        def job(conn: sqlite3.Connection, _: LogAppender) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO node_identity VALUES ('heartbeat', ?)",
+                (iso_utc(utc_now()),),
+            )
+
+        await self._writer.submit(job)
+
+    def _claim_identity(self, conn: sqlite3.Connection, log: LogAppender) -> None:
+        # One file belongs to one bureau: refuse to open another node's database.
+        row = conn.execute("SELECT value FROM node_identity WHERE key = 'bureau'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO node_identity VALUES ('bureau', ?)", (self.bureau,))
+        elif row[0] != self.bureau:
+            raise StoreUnavailable(
+                f"{self.path} belongs to bureau {row[0]}, not {self.bureau}",
+                reason="STORE_WRONG_NODE",
+            )
