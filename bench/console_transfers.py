@@ -35,13 +35,14 @@ from gateway.app import build_node, console_of, operator_records
 from gateway.codec import encode_payload
 from gateway.config import parse_config
 from gateway.console import AccountStore, Role
-from gateway.console.queries import list_transfers
 from gateway.envelope import seal_envelope
 from gateway.pki import PkiLayout, init_pki, key_id, load_certificate, load_private_key
 from gateway.records import RecordType, parse_record
 from gateway.signing import Ed25519Suite, Signer
-from gateway.store.reads import TransferFilter, decode_cursor, encode_cursor
+from gateway.store import statements as sql
+from gateway.store.reads import TransferFilter, TransferPage, encode_cursor
 from gateway.store.sqlite import SqliteStore
+from gateway.store.sqlite.reads import SQLITE
 from gateway.translog import GENESIS_HASH, canonical_detail, canonical_entry_bytes, entry_hash
 
 TONGLIANG, SUINING = "500151", "510900"
@@ -239,20 +240,19 @@ def _config(workdir: Path, pki: PkiLayout, database: Path) -> Any:
 
 def _explain(database: Path) -> None:
     conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
-    from gateway.console import queries
-
     for name, f in _filters(conn).items():
-        query = queries._outbound_sql(f, decode_cursor(f.cursor), f.limit + 1)
-        if query is not None:
-            sql = queries._OUTBOUND_SELECT.format(where=query.sql())
-            plan = conn.execute("EXPLAIN QUERY PLAN " + sql, query.params).fetchall()
-            print(f"{name} outbox: {'; '.join(r[3] for r in plan)}")
-        query = queries._inbound_sql(f, decode_cursor(f.cursor), f.limit + 1)
-        if query is not None:
-            sql = queries._INBOUND_SELECT.format(where=query.sql())
-            plan = conn.execute("EXPLAIN QUERY PLAN " + sql, query.params).fetchall()
-            print(f"{name} inbox:  {'; '.join(r[3] for r in plan)}")
+        _, queries = sql.transfer_queries(f, SQLITE)
+        for query, params in queries:
+            side = "inbox: " if " FROM inbox " in query else "outbox:"
+            plan = conn.execute("EXPLAIN QUERY PLAN " + query, params).fetchall()
+            print(f"{name} {side} {'; '.join(r[3] for r in plan)}")
     conn.close()
+
+
+def _list_transfers(conn: sqlite3.Connection, f: TransferFilter) -> TransferPage:
+    """The store's own statements for one page, straight on a connection (no HTTP)."""
+    limit, queries = sql.transfer_queries(f, SQLITE)
+    return sql.page([r for q, p in queries for r in conn.execute(q, p)], limit)
 
 
 def _filters(conn: sqlite3.Connection) -> dict[str, TransferFilter]:
@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
     t0 = time.perf_counter()
     for _ in range(args.repeat):
-        list_transfers(conn, TransferFilter())
+        _list_transfers(conn, TransferFilter())
     mean = (time.perf_counter() - t0) * 1000 / args.repeat
     print(f"list_transfers() first page, no HTTP: {mean:.1f} ms")
     conn.close()

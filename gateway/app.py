@@ -22,10 +22,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.config import NodeConfig
 from gateway.console import Console, PeerStatus
 from gateway.console.backend import MetricsHook
-from gateway.console.queries import SqliteConsoleReads, SqliteOperatorRecords
 from gateway.errors import ConfigInvalid, GatewayError
 from gateway.node import GatewayNode
 from gateway.pki import SigningCertificateVerifier, load_certificate
+from gateway.store import key_file_for, open_store
+from gateway.store.at_rest import open_vault
 from gateway.store.reads import ConsoleReads, OperatorRecords
 from gateway.translog import ChainVerdict, LogEntry, LogEvent, verify_chain
 
@@ -56,23 +57,19 @@ def console_of(node: GatewayNode) -> Console | None:
 
 @contextlib.asynccontextmanager
 async def operator_records(config: NodeConfig) -> AsyncIterator[OperatorRecords]:
-    """The operator rows of the node of ``config``, for the ``operators`` command (the node
-    need not run)."""
-    records = _NodeToday.offline_operators(config)
-    try:
-        yield records
-    finally:
-        await asyncio.to_thread(records.close)
+    """The operator rows of the node of ``config``, on its engine, for the ``operators``
+    command and the demo (the node need not run)."""
+    async with open_store(config, open_vault(key_file_for(config))) as store:
+        yield store
 
 
 def attach_console(node: GatewayNode) -> Console:
     settings = node.config.console
     if settings is None:
         raise ConfigInvalid(f"{node.config.source}: no [console] table")
-    backend = NodeConsoleBackend(node)
-    console = Console(backend, settings)
+    console = Console(NodeConsoleBackend(node), settings)
     _CONSOLES[node] = console
-    node.console = _ConsoleSurface(console, backend)
+    node.console = console  # INTEGRATION: node.attach(console)
     return console
 
 
@@ -82,7 +79,6 @@ class NodeConsoleBackend:
     def __init__(self, node: GatewayNode) -> None:
         self._node = node
         self._today = _NodeToday(node)
-        self._reads, self._operators = self._today.store_views()
 
     @property
     def bureau(self) -> str:
@@ -97,11 +93,11 @@ class NodeConsoleBackend:
 
     @property
     def reads(self) -> ConsoleReads:
-        return self._reads
+        return self._node.store
 
     @property
     def operators(self) -> OperatorRecords:
-        return self._operators
+        return self._node.store
 
     def peer_health(self) -> Mapping[str, PeerStatus]:
         return self._today.partner_health()
@@ -161,35 +157,6 @@ class NodeConsoleBackend:
     def add_metrics_hook(self, hook: MetricsHook) -> None:
         self._node.hooks.add(hook)
 
-    def open(self) -> None:
-        self._today.open()
-
-    def close(self) -> None:
-        self._today.close()
-
-
-class _ConsoleSurface:
-    """What the node starts and stops: the console, then the views it read through."""
-
-    def __init__(self, console: Console, backend: NodeConsoleBackend) -> None:
-        self.console = console
-        self._backend = backend
-
-    @property
-    def port(self) -> int:
-        return self.console.port
-
-    async def start(self) -> None:
-        # Opening builds the console's indexes: slow once on a big database, so not on
-        # the first log-in.
-        await asyncio.to_thread(self._backend.open)
-        await self.console.start()
-
-    async def stop(self) -> None:
-        try:
-            await self.console.stop()
-        finally:
-            await asyncio.to_thread(self._backend.close)
 
 
 # ------------------------------------------------------------------------------------
@@ -197,7 +164,6 @@ class _ConsoleSurface:
 # getting. Replace, then delete this class:
 #   partner_health()  -> node.partner_health()      probe_partners() -> node.probe_partners()
 #   redrive(...)      -> node.outbound.redrive(...)
-#   store_views()     -> the store's ConsoleReads and OperatorRecords (both engines)
 # ------------------------------------------------------------------------------------
 
 
@@ -205,32 +171,6 @@ class _NodeToday:
     def __init__(self, node: GatewayNode) -> None:
         self._node = node
         self._probes: dict[str, PeerStatus] = {}
-        self._closers: list[SqliteConsoleReads | SqliteOperatorRecords] = []
-        self._operators: SqliteOperatorRecords | None = None
-
-    def store_views(self) -> tuple[ConsoleReads, OperatorRecords]:
-        config = self._node.config
-        _require_sqlite(config)
-        reads = SqliteConsoleReads(
-            config.node.database, self._node.store.at_rest, self._node.bureau
-        )
-        operators = SqliteOperatorRecords(config.node.database, console_indexes=True)
-        self._closers += [reads, operators]
-        self._operators = operators
-        return reads, operators
-
-    @staticmethod
-    def offline_operators(config: NodeConfig) -> SqliteOperatorRecords:
-        _require_sqlite(config)
-        return SqliteOperatorRecords(config.node.database)
-
-    def open(self) -> None:
-        if self._operators is not None:
-            self._operators.open()
-
-    def close(self) -> None:
-        for view in self._closers:
-            view.close()
 
     def partner_health(self) -> dict[str, PeerStatus]:
         out: dict[str, PeerStatus] = {}
@@ -273,10 +213,3 @@ class _NodeToday:
     async def redrive(self, message_id: str, *, operator: str) -> bool:
         return await self._node.redrive(message_id, operator=operator)
 
-
-def _require_sqlite(config: NodeConfig) -> None:
-    if config.storage.engine != "sqlite":
-        raise ConfigInvalid(
-            f"{config.source}: console: the operator console needs the sqlite storage "
-            f"engine (this node uses {config.storage.engine})"
-        )
