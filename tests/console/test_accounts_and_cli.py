@@ -8,7 +8,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from console_support import AGREEMENTS, SUINING, TONGLIANG
@@ -28,8 +28,9 @@ from gateway.translog import LogEntry
 T = TypeVar("T")
 
 
-def _config_file(pki: PkiLayout, tmp_path: Path) -> Path:
+def _config_file(pki: PkiLayout, tmp_path: Path, storage: dict[str, Any]) -> Path:
     paths = pki.bureau(TONGLIANG)
+    table = "".join(f'{key} = "{value}"\n' for key, value in storage.items())
     config = tmp_path / "node.toml"
     config.write_text(
         f"""
@@ -52,7 +53,8 @@ directory = "{AGREEMENTS}"
 [[partners]]
 bureau = "{SUINING}"
 address = "127.0.0.1:1"
-""",
+{"[storage]" if table else ""}
+{table}""",
         encoding="utf-8",
     )
     return config
@@ -68,8 +70,10 @@ def test_operators_command(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    storage: dict[str, dict[str, Any]],
 ) -> None:
-    config = str(_config_file(pki, tmp_path))
+    """On either engine: the command opens the store the configuration names."""
+    config = str(_config_file(pki, tmp_path, storage[TONGLIANG]))
     password = secrets.token_urlsafe(16)
     add = ["operators", "add", "--config", config, "tl-zhang01", "--password-stdin"]
     assert _run(monkeypatch, [*add, "--role", "officer"], password + "\n") == 0
@@ -81,6 +85,8 @@ def test_operators_command(
     assert password not in err
 
     node_config = load_config(Path(config))
+    # The rows went where the configuration keeps the node's store, and only there.
+    assert (tmp_path / "data" / f"{TONGLIANG}.db").exists() is not bool(storage[TONGLIANG])
 
     async def accounts(job: Callable[[AccountStore], Awaitable[T]]) -> T:
         async with operator_records(node_config) as records:
