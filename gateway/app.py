@@ -158,7 +158,6 @@ class NodeConsoleBackend:
         self._node.hooks.add(hook)
 
 
-
 # ------------------------------------------------------------------------------------
 # INTERIM: what the node and the store offer today, in place of the API they are
 # getting. Replace, then delete this class:
@@ -212,4 +211,3 @@ class _NodeToday:
 
     async def redrive(self, message_id: str, *, operator: str) -> bool:
         return await self._node.redrive(message_id, operator=operator)
-

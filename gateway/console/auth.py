@@ -124,22 +124,20 @@ class Guard:
             raise CsrfRejected("CSRF 校验失败，请刷新页面后重试")
 
     def set_session_cookie(self, response: web.StreamResponse, token: str) -> None:
-        response.set_cookie(
-            self.cookie,
-            token,
-            httponly=True,
-            samesite="Strict",
-            secure=self.settings.secure_cookies,
-            path="/",
-            max_age=self.settings.session_minutes * 60,
-        )
+        self._set_cookie(response, self.cookie, token, "/", self.settings.session_minutes * 60)
 
     def set_login_cookie(self, response: web.StreamResponse, login_csrf: str) -> None:
+        self._set_cookie(response, self.login_cookie, login_csrf, "/login", None)
+
+    def _set_cookie(
+        self, response: web.StreamResponse, name: str, value: str, path: str, max_age: int | None
+    ) -> None:
         response.set_cookie(
-            self.login_cookie,
-            login_csrf,
+            name,
+            value,
             httponly=True,
             samesite="Strict",
             secure=self.settings.secure_cookies,
-            path="/login",
+            path=path,
+            max_age=max_age,
         )
