@@ -9,7 +9,9 @@ behind throughput) stay in the engine.
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Self
 
 from gateway.store import statements as sql
 from gateway.store.at_rest import AtRest
@@ -21,30 +23,78 @@ from gateway.store.reads import (
     PeerBacklog,
     SessionRow,
     StoredMessage,
+    TransferFilter,
+    TransferPage,
     TransferRow,
 )
 from gateway.store.rows import log_row, stored_message, transfer_row
+from gateway.store.writes import Step, Times
 
 __all__ = ["ConsoleViews", "OperatorTable", "Statements"]
 
 
 class Statements:
-    """What an engine provides to the views below."""
+    """What an engine provides to the shared operations and views."""
 
     bureau: str
     at_rest: AtRest
+    _times: Times  # how it stores a time
+    _dialect: sql.Dialect  # how it spells a transfers query
+    _order: str  # the outbox's insertion-order column
+    _release: str  # what a row leaving the pending queue also sets
 
-    async def _rows(self, statement: str, *params: Any) -> list[Any]:
-        """Run a read (``?`` placeholders) and return its rows."""
+    async def open(self) -> None:
         raise NotImplementedError
 
-    async def _change(self, *statements: tuple[str, tuple[Any, ...]]) -> int:
-        """Run ``statements`` (``?`` placeholders) in one write; the rows the last touched."""
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _rows(self, statement: str, *params: Any) -> list[Any]:
+        """Run a read (``?`` placeholders) beside the writer and return its rows."""
+        raise NotImplementedError
+
+    async def _snapshot(self, *reads: tuple[str, Sequence[Any]]) -> list[list[Any]]:
+        """Run several reads in one snapshot of the database; the rows of each."""
+        raise NotImplementedError
+
+    async def _write(self, *steps: Step) -> list[int]:
+        """Run ``steps`` in one savepoint of the writer's next commit; the row count of each
+        step's first statement. Returns once the commit is durable."""
         raise NotImplementedError
 
 
 class ConsoleViews(Statements):
     """The parts of :class:`~gateway.store.reads.ConsoleReads` every engine spells alike."""
+
+    async def list_transfers(self, f: TransferFilter) -> TransferPage:
+        """One page, newest first; ``ValueError`` for a cursor this API did not hand out."""
+        limit, queries = sql.transfer_queries(f, self._dialect)
+        rows = [r for statement, params in queries for r in await self._rows(statement, *params)]
+        return sql.page(rows, limit)
+
+    async def throughput(self, now: dt.datetime, hours: int = 24) -> list[tuple[str, int, int]]:
+        """(hour start, sent, received), oldest first. The first entry of the window is found
+        by bisection on seq: the log is appended in time order, and an index on ``at`` would
+        cost the writer on every entry."""
+        start, buckets = sql.throughput_buckets(now, hours)
+        last = int((await self._rows(sql.LOG_LAST))[0][0] or 0)
+        lo, hi = 1, last + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            found = await self._rows(sql.LOG_AT, mid)
+            if not found or found[0][0] < start:
+                lo = mid + 1
+            else:
+                hi = mid
+        rows = await self._rows(sql.THROUGHPUT, lo) if last else []
+        return sql.throughput_rows(buckets, rows)
 
     async def outbound_counts(self) -> list[OutboundCount]:
         return sql.outbound_counts(await self._rows(sql.OUTBOUND_COUNTS))
@@ -85,6 +135,10 @@ class OperatorTable(Statements):
     """:class:`~gateway.store.reads.OperatorRecords`: reads beside the writer, writes
     through it."""
 
+    async def _change(self, *statements: tuple[str, tuple[Any, ...]]) -> int:
+        """The first statement's row count; the others run only if it touched a row."""
+        return (await self._write(Step(statements)))[0]
+
     async def add_operator(self, row: OperatorRow) -> bool:
         values = (row.username, row.role, row.password_hash, row.created_at, row.updated_at)
         return bool(await self._change((sql.OPERATOR_ADD, values)))
@@ -107,15 +161,15 @@ class OperatorTable(Statements):
     ) -> bool:
         update, params = sql.operator_update(role, password_hash, at, username)
         ends = ((sql.SESSIONS_END_FOR, (username,)),) if end_sessions else ()
-        return bool(await self._change(*ends, (update, tuple(params))))
+        return bool(await self._change((update, tuple(params)), *ends))
 
     async def remove_operator(self, username: str) -> bool:
         ends = (sql.SESSIONS_END_FOR, (username,))
-        return bool(await self._change(ends, (sql.OPERATOR_REMOVE, (username,))))
+        return bool(await self._change((sql.OPERATOR_REMOVE, (username,)), ends))
 
     async def create_session(self, row: SessionRow, *, expire_before: float) -> None:
         values = (row.token_sha256, row.username, row.csrf_token, row.created_at, row.expires_at)
-        await self._change((sql.SESSIONS_EXPIRE, (expire_before,)), (sql.SESSION_ADD, values))
+        await self._change((sql.SESSION_ADD, values), (sql.SESSIONS_EXPIRE, (expire_before,)))
 
     async def get_session(self, token_sha256: bytes) -> tuple[SessionRow, OperatorRow] | None:
         rows = await self._rows(sql.SESSION_JOIN, token_sha256)

@@ -13,7 +13,7 @@ several processes may write the same schema at once.
   the transaction that holds the rows they describe. Taking the lock first, before
   any row is touched, keeps writers from deadlocking on each other.
 * **Claims.** ``due_outbound`` hands rows to one replica at a time, with a lease
-  (:mod:`.outbound`).
+  (:mod:`.queues`).
 
 Driver and socket errors never leave this package: they become
 :class:`~gateway.errors.StoreUnavailable` (``raise … from exc``).
@@ -21,12 +21,11 @@ Driver and socket errors never leave this package: they become
 
 from __future__ import annotations
 
-from gateway.store.postgres.inbound import PostgresInbound
+from gateway.store.operations import SharedOperations
 from gateway.store.postgres.offline import PostgresOfflineReader, iter_log_postgres
-from gateway.store.postgres.outbound import PostgresOutbound
-from gateway.store.postgres.reads import PostgresConsoleReads
+from gateway.store.postgres.queues import PostgresQueues
 from gateway.store.postgres.schema import default_schema, valid_schema_name
-from gateway.store.views import OperatorTable
+from gateway.store.views import ConsoleViews, OperatorTable
 
 __all__ = [
     "PostgresOfflineReader",
@@ -37,12 +36,5 @@ __all__ = [
 ]
 
 
-class PostgresStore(PostgresOutbound, PostgresInbound, PostgresConsoleReads, OperatorTable):
+class PostgresStore(PostgresQueues, SharedOperations, ConsoleViews, OperatorTable):
     """The :class:`~gateway.store.NodeStore` on one PostgreSQL schema, safe for replicas."""
-
-    async def __aenter__(self) -> PostgresStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
@@ -25,8 +26,9 @@ from gateway.store.postgres.connection import (
     updated,
 )
 from gateway.store.postgres.schema import default_schema, prepare, valid_schema_name
-from gateway.store.statements import numbered
+from gateway.store.statements import Dialect, numbered
 from gateway.store.views import Statements
+from gateway.store.writes import Step, Times
 from gateway.vault import Vault
 
 if TYPE_CHECKING:
@@ -36,6 +38,17 @@ if TYPE_CHECKING:
 __all__ = ["PostgresCore"]
 
 T = TypeVar("T")
+
+
+async def _run(conn: Conn, chain: Chain, step: Step) -> int:
+    """One call's statements; the row count of the first."""
+    statement, params = step.first if step.statements else ("", ())
+    count = updated(await conn.execute(numbered(statement), *params)) if statement else 0
+    rest, events = step.after(count)
+    for more, values in rest:
+        await conn.execute(numbered(more), *values)
+    chain.append(events)
+    return count
 
 
 class PostgresCore(Statements):
@@ -74,18 +87,29 @@ class PostgresCore(Statements):
         self._failing = False
         self._last_error = ""
 
+    _times = Times(text=lambda value: value, due=lambda value: value)
+    _dialect = Dialect(placeholder=lambda n: f"${n}", time=dt.datetime.fromisoformat, hints=False)
+    _order = "ord"
+    _release = ", claimed_by = NULL, claimed_until = NULL"
+
     async def _rows(self, statement: str, *params: Any) -> list[Any]:
         async def read(conn: Conn) -> list[Any]:
             return list(await conn.fetch(numbered(statement), *params))
 
         return await self._read(read)
 
-    async def _change(self, *statements: tuple[str, tuple[Any, ...]]) -> int:
-        async def job(conn: Conn, _: Chain) -> int:
-            counts = [updated(await conn.execute(numbered(s), *p)) for s, p in statements]
-            return counts[-1]
+    async def _snapshot(self, *reads: tuple[str, Sequence[Any]]) -> list[list[Any]]:
+        async def read(conn: Conn) -> list[list[Any]]:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return [list(await conn.fetch(numbered(s), *p)) for s, p in reads]
 
-        result: int = await self._submit(job)
+        return await self._read(read)
+
+    async def _write(self, *steps: Step) -> list[int]:
+        async def job(conn: Conn, chain: Chain) -> list[int]:
+            return [await _run(conn, chain, step) for step in steps]
+
+        result: list[int] = await self._submit(job)
         return result
 
     # -- lifecycle -------------------------------------------------------------

@@ -8,21 +8,13 @@ retention and the log), the console's reads and the operator records.
 
 from __future__ import annotations
 
-from gateway.store.sqlite.inbound import SqliteInbound
+from gateway.store.operations import SharedOperations
 from gateway.store.sqlite.offline import SqliteOfflineReader, iter_log_file, read_outbound_file
-from gateway.store.sqlite.outbound import SqliteOutbound
-from gateway.store.sqlite.reads import SqliteConsoleReads
-from gateway.store.views import OperatorTable
+from gateway.store.sqlite.queues import SqliteQueues
+from gateway.store.views import ConsoleViews, OperatorTable
 
 __all__ = ["SqliteOfflineReader", "SqliteStore", "iter_log_file", "read_outbound_file"]
 
 
-class SqliteStore(SqliteOutbound, SqliteInbound, SqliteConsoleReads, OperatorTable):
+class SqliteStore(SqliteQueues, SharedOperations, ConsoleViews, OperatorTable):
     """The :class:`~gateway.store.NodeStore` on one SQLite file."""
-
-    async def __aenter__(self) -> SqliteStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +12,12 @@ from gateway.clock import iso_utc, utc_now
 from gateway.errors import StoreUnavailable
 from gateway.store.at_rest import AtRest
 from gateway.store.sqlite.worker import LogAppender, Worker
+from gateway.store.statements import Dialect
 from gateway.store.views import Statements
+from gateway.store.writes import Step, Times
 from gateway.vault import Vault
 
-__all__ = ["SqliteCore", "receipt_of"]
-
-
-def receipt_of(conn: sqlite3.Connection, issuer: str, message_id: str) -> bytes:
-    row = conn.execute(
-        "SELECT receipt FROM receipts WHERE issuer = ? AND message_id = ?", (issuer, message_id)
-    ).fetchone()
-    return b"" if row is None else bytes(row[0])
+__all__ = ["SqliteCore"]
 
 
 class SqliteCore(Statements):
@@ -42,6 +38,11 @@ class SqliteCore(Statements):
         self._reader = Worker("store-reader", path, writer=False, busy_timeout_ms=busy_timeout_ms)
         self._opened = False
 
+    _times = Times(text=iso_utc, due=lambda value: value.timestamp())
+    _dialect = Dialect(placeholder=lambda _: "?", time=str, hints=True)
+    _order = "rowid"
+    _release = ""
+
     async def _rows(self, statement: str, *params: Any) -> list[Any]:
         def job(conn: sqlite3.Connection, _: LogAppender) -> list[Any]:
             return conn.execute(statement, params).fetchall()
@@ -49,11 +50,37 @@ class SqliteCore(Statements):
         result: list[Any] = await self._reader.submit(job)
         return result
 
-    async def _change(self, *statements: tuple[str, tuple[Any, ...]]) -> int:
-        def job(conn: sqlite3.Connection, _: LogAppender) -> int:
-            return [conn.execute(s, p).rowcount for s, p in statements][-1]
+    async def _rows_named(self, statement: str, params: dict[str, Any]) -> list[Any]:
+        def job(conn: sqlite3.Connection, _: LogAppender) -> list[Any]:
+            return conn.execute(statement, params).fetchall()
 
-        result: int = await self._writer.submit(job)
+        result: list[Any] = await self._reader.submit(job)
+        return result
+
+    async def _snapshot(self, *reads: tuple[str, Sequence[Any]]) -> list[list[Any]]:
+        def job(conn: sqlite3.Connection, _: LogAppender) -> list[list[Any]]:
+            conn.execute("BEGIN")  # one read transaction: one snapshot of the WAL
+            try:
+                return [conn.execute(statement, params).fetchall() for statement, params in reads]
+            finally:
+                conn.execute("COMMIT")
+
+        result: list[list[Any]] = await self._reader.submit(job)
+        return result
+
+    async def _write(self, *steps: Step) -> list[int]:
+        def job(conn: sqlite3.Connection, log: LogAppender) -> list[int]:
+            counts = []
+            for step in steps:
+                count = conn.execute(*step.first).rowcount if step.statements else 0
+                rest, events = step.after(count)
+                for statement, params in rest:
+                    conn.execute(statement, params)
+                log.append(conn, events)
+                counts.append(count)
+            return counts
+
+        result: list[int] = await self._writer.submit(job)
         return result
 
     async def open(self) -> None:
