@@ -42,10 +42,10 @@ from gateway.signing import Ed25519Suite, Signer
 from gateway.store import statements as sql
 from gateway.store.reads import TransferFilter, TransferPage, encode_cursor
 from gateway.store.sqlite import SqliteStore
-from gateway.store.sqlite.reads import SQLITE
 from gateway.translog import GENESIS_HASH, canonical_detail, canonical_entry_bytes, entry_hash
 
 TONGLIANG, SUINING = "500151", "510900"
+AGREEMENTS = Path(__file__).resolve().parents[1] / "agreements"
 RECORD_TYPES = [t.value for t in RecordType]
 _SAMPLE = {
     "record_type": "business_registration",
@@ -227,6 +227,7 @@ def _config(workdir: Path, pki: PkiLayout, database: Path) -> Any:
             "node": {"bureau": TONGLIANG, "database": str(database)},
             "tls": {"ca": str(pki.ca_cert), "cert": str(paths.tls_cert), "key": str(paths.tls_key)},
             "signing": {"cert": str(paths.signing_cert), "key": str(paths.signing_key)},
+            "agreements": {"directory": str(AGREEMENTS)},
             "listen": {"peer": "127.0.0.1:0", "local": "127.0.0.1:0"},
             "partners": [
                 {"bureau": SUINING, "address": "127.0.0.1:1", "agreement": "SUI-TONG-MR-2024"}
@@ -241,7 +242,7 @@ def _config(workdir: Path, pki: PkiLayout, database: Path) -> Any:
 def _explain(database: Path) -> None:
     conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
     for name, f in _filters(conn).items():
-        _, queries = sql.transfer_queries(f, SQLITE)
+        _, queries = sql.transfer_queries(f, SqliteStore._dialect)
         for query, params in queries:
             side = "inbox: " if " FROM inbox " in query else "outbox:"
             plan = conn.execute("EXPLAIN QUERY PLAN " + query, params).fetchall()
@@ -251,7 +252,7 @@ def _explain(database: Path) -> None:
 
 def _list_transfers(conn: sqlite3.Connection, f: TransferFilter) -> TransferPage:
     """The store's own statements for one page, straight on a connection (no HTTP)."""
-    limit, queries = sql.transfer_queries(f, SQLITE)
+    limit, queries = sql.transfer_queries(f, SqliteStore._dialect)
     return sql.page([r for q, p in queries for r in conn.execute(q, p)], limit)
 
 
