@@ -107,9 +107,7 @@ class OverviewPages:
                     {
                         "name": c.name,
                         "label": "TLS 证书" if c.name == "tls" else "签名证书",
-                        "not_after": c.not_after.isoformat(),
-                        "days_left": c.days_left(now),
-                        "valid": c.valid(now),
+                        **_validity(c, now),
                     }
                     for c in certificates
                 ],
@@ -144,13 +142,7 @@ class OverviewPages:
                     {"hour": h, "sent": s, "received": r} for h, s, r in data["throughput"]
                 ],
                 "certificates": {
-                    c.name: {
-                        "subject": c.subject,
-                        "not_after": c.not_after.isoformat(),
-                        "days_left": c.days_left(now),
-                        "valid": c.valid(now),
-                    }
-                    for c in certificates
+                    c.name: {"subject": c.subject, **_validity(c, now)} for c in certificates
                 },
                 "integrity": data["integrity"].as_json(),
             }
@@ -166,6 +158,14 @@ class OverviewPages:
     async def verify_page(self, request: web.Request) -> web.StreamResponse:
         await self.console.integrity.verify()
         raise web.HTTPSeeOther("/")
+
+
+def _validity(cert: CertificateStatus, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "not_after": cert.not_after.isoformat(),
+        "days_left": cert.days_left(now),
+        "valid": cert.valid(now),
+    }
 
 
 def throughput_chart(hours: list[tuple[str, int, int]]) -> dict[str, Any]:
