@@ -1,10 +1,10 @@
-"""The Store operations whose statements and events are the same on every engine.
+"""The Store operations, decided once for every engine.
 
-Each method decides what it writes (:mod:`gateway.store.writes`) and runs it
-through the engine's two primitives, :meth:`Statements._rows` and
-:meth:`Statements._write`. What needs an engine's own SQL or transaction shape
-(claims, the dead-letter sweep, acceptance, acknowledgement, reconciliation's
-snapshot, retention's paging) stays in the engine.
+Each method decides what it writes and which transfer-log events it appends
+(:mod:`gateway.store.writes`, :mod:`gateway.store.events`) and runs that through
+the engine's primitives (:class:`~gateway.store.engine.Engine`). What needs an
+engine's own SQL stays in the engine: the due queue (PostgreSQL's claims and
+leases) and retention's paging of stored envelopes.
 """
 
 from __future__ import annotations
@@ -25,15 +25,14 @@ from gateway.store.base import (
     OutboundState,
     StoredPayload,
 )
-from gateway.store.events import error_text
+from gateway.store.engine import Engine
 from gateway.store.rows import inbound_row, log_entry, outbound_row
-from gateway.store.views import Statements
 from gateway.translog import LogEntry, LogEvent
 
 __all__ = ["SharedOperations"]
 
 
-class SharedOperations(Statements):
+class SharedOperations(Engine):
     # -- outbound ------------------------------------------------------------
 
     async def enqueue_outbound(
@@ -106,7 +105,7 @@ class SharedOperations(Statements):
         """Count an attempt; with ``final_state`` the message leaves the pending queue."""
         state = (final_state or OutboundState.PENDING).value
         due = self._times.due(next_attempt_at)
-        params = (error_text(error), due, state, message_id, w.PENDING)
+        params = (log_events.error_text(error), due, state, message_id, w.PENDING)
         await self._write(
             w.Step([(w.FAILED_ATTEMPT.format(release=self._release), params)], events)
         )

@@ -140,19 +140,8 @@ def stored_payload(r: Row, at_rest: AtRest) -> StoredPayload:
 
 
 def log_entry(r: Row) -> LogEntry:
-    """From the :data:`LOG_COLUMNS`."""
-    return LogEntry(
-        seq=int(r[0]),
-        at=r[1],
-        kind=r[2],
-        direction=r[3],
-        peer=r[4],
-        message_id=r[5],
-        record_type=r[6],
-        detail=r[7],
-        prev_hash=bytes(r[8]),
-        hash=bytes(r[9]),
-    )
+    """From the :data:`LOG_COLUMNS` (the entry's own field order)."""
+    return LogEntry(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]), bytes(r[9]))
 
 
 def log_row(r: Row) -> LogRow:

@@ -10,6 +10,7 @@ throughput buckets.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,27 +37,47 @@ __all__ = [
     "ENVELOPE_INBOUND",
     "ENVELOPE_OUTBOUND",
     "INBOUND_COUNTS",
+    "INBOUND_SELECT",
+    "LOG_AFTER",
+    "LOG_AT",
+    "LOG_LAST",
+    "LOG_LATEST",
+    "OPERATOR_ADD",
     "OPERATOR_COLUMNS",
+    "OPERATOR_GET",
+    "OPERATOR_LIST",
+    "OPERATOR_REMOVE",
     "OUTBOUND_COUNTS",
+    "OUTBOUND_SELECT",
+    "SESSIONS_END_FOR",
+    "SESSIONS_EXPIRE",
+    "SESSION_ADD",
+    "SESSION_END",
     "SESSION_JOIN",
     "STORED_INBOUND",
     "STORED_OUTBOUND",
+    "THROUGHPUT",
+    "TIMELINE",
     "Dialect",
     "TransferQuery",
+    "_common",
     "backlog",
     "inbound_counts",
     "inbound_query",
     "numbered",
     "operator_row",
+    "operator_update",
     "outbound_counts",
     "outbound_query",
     "page",
     "session_row",
     "throughput_buckets",
     "throughput_rows",
+    "transfer_queries",
 ]
 
 
+@functools.lru_cache(maxsize=512)
 def numbered(sql: str) -> str:
     """``?`` placeholders as PostgreSQL's ``$1 … $n`` (no statement here quotes a ``?``)."""
     parts = sql.split("?")
@@ -131,6 +152,14 @@ def _common(
         q.add(f"({column}, message_id) < (?, ?)", time(after[0]), after[1])
 
 
+def _match(q: TransferQuery, f: TransferFilter, peer_column: str, hint: str) -> None:
+    if f.q:
+        q.add("(message_id = ? OR record_key = ?)", f.q, f.q)
+    for column, value in ((peer_column, f.peer), ("record_type", f.record_type)):
+        if value:
+            q.add(f"{hint}{column} = ?", value)
+
+
 def outbound_query(
     f: TransferFilter, after: tuple[str, str] | None, limit: int, dialect: Dialect
 ) -> TransferQuery | None:
@@ -138,12 +167,7 @@ def outbound_query(
         return None
     q = TransferQuery(dialect, limit)
     hint = "+" if dialect.hints and not (f.status in _RARE_STATES or f.q) else ""
-    if f.q:
-        q.add("(message_id = ? OR record_key = ?)", f.q, f.q)
-    if f.peer:
-        q.add(f"{hint}receiver = ?", f.peer)
-    if f.record_type:
-        q.add(f"{hint}record_type = ?", f.record_type)
+    _match(q, f, "receiver", hint)
     if f.status:
         q.add(f"{hint}state = ?", f.status)
     _common(q, f, "created_at", after)
@@ -157,12 +181,7 @@ def inbound_query(
         return None
     q = TransferQuery(dialect, limit)
     hint = "+" if dialect.hints else ""
-    if f.q:
-        q.add("(message_id = ? OR record_key = ?)", f.q, f.q)
-    if f.peer:
-        q.add(f"{hint}sender = ?", f.peer)
-    if f.record_type:
-        q.add(f"{hint}record_type = ?", f.record_type)
+    _match(q, f, "sender", hint)
     if f.status == "received":
         # Few rows wait for the local system: the inbox_undelivered index finds them.
         q.add("delivered_at IS NULL")

@@ -1,20 +1,17 @@
-"""The console's read models and the operator records, on any engine that runs statements.
+"""The console's read models and the operator records, on any :class:`~gateway.store.engine.Engine`.
 
-An engine supplies two primitives: :meth:`Statements._rows` (a read, beside the
-writer) and :meth:`Statements._change` (statements in one call of its writer).
-Everything else — which statement, and how rows become read models — is here,
-once. Queries whose shape is the engine's own (the transfers page, the bisection
-behind throughput) stay in the engine.
+Which statement each read runs, and how its rows become read models, is decided
+here once; the engine only runs statements (reads beside its writer, writes
+through it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any
 
 from gateway.store import statements as sql
-from gateway.store.at_rest import AtRest
+from gateway.store.engine import Engine
 from gateway.store.reads import (
     InboundCount,
     LogRow,
@@ -28,49 +25,12 @@ from gateway.store.reads import (
     TransferRow,
 )
 from gateway.store.rows import log_row, stored_message, transfer_row
-from gateway.store.writes import Step, Times
+from gateway.store.writes import Step
 
-__all__ = ["ConsoleViews", "OperatorTable", "Statements"]
-
-
-class Statements:
-    """What an engine provides to the shared operations and views."""
-
-    bureau: str
-    at_rest: AtRest
-    _times: Times  # how it stores a time
-    _dialect: sql.Dialect  # how it spells a transfers query
-    _order: str  # the outbox's insertion-order column
-    _release: str  # what a row leaving the pending queue also sets
-
-    async def open(self) -> None:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        raise NotImplementedError
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def _rows(self, statement: str, *params: Any) -> list[Any]:
-        """Run a read (``?`` placeholders) beside the writer and return its rows."""
-        raise NotImplementedError
-
-    async def _snapshot(self, *reads: tuple[str, Sequence[Any]]) -> list[list[Any]]:
-        """Run several reads in one snapshot of the database; the rows of each."""
-        raise NotImplementedError
-
-    async def _write(self, *steps: Step) -> list[int]:
-        """Run ``steps`` in one savepoint of the writer's next commit; the row count of each
-        step's first statement. Returns once the commit is durable."""
-        raise NotImplementedError
+__all__ = ["ConsoleViews", "OperatorTable"]
 
 
-class ConsoleViews(Statements):
+class ConsoleViews(Engine):
     """The parts of :class:`~gateway.store.reads.ConsoleReads` every engine spells alike."""
 
     async def list_transfers(self, f: TransferFilter) -> TransferPage:
@@ -131,7 +91,7 @@ class ConsoleViews(Statements):
         return stored_message(rows[0], self.at_rest, rows[0][10]) if rows else None
 
 
-class OperatorTable(Statements):
+class OperatorTable(Engine):
     """:class:`~gateway.store.reads.OperatorRecords`: reads beside the writer, writes
     through it."""
 

@@ -15,7 +15,8 @@ import asyncpg
 from gateway.clock import iso_utc, utc_now
 from gateway.errors import StoreUnavailable
 from gateway.store.at_rest import AtRest
-from gateway.store.jobs import BATCH_LIMIT, settle
+from gateway.store.engine import Engine
+from gateway.store.jobs import settle, take_batch
 from gateway.store.postgres.connection import (
     DRIVER_ERRORS,
     CallFailed,
@@ -27,7 +28,6 @@ from gateway.store.postgres.connection import (
 )
 from gateway.store.postgres.schema import default_schema, prepare, valid_schema_name
 from gateway.store.statements import Dialect, numbered
-from gateway.store.views import Statements
 from gateway.store.writes import Step, Times
 from gateway.vault import Vault
 
@@ -51,7 +51,7 @@ async def _run(conn: Conn, chain: Chain, step: Step) -> int:
     return count
 
 
-class PostgresCore(Statements):
+class PostgresCore(Engine):
     """One PostgreSQL schema: a pool for reads, a writer task that batches every write."""
 
     def __init__(
@@ -212,17 +212,10 @@ class PostgresCore(Statements):
             work = await self._queue.get()
             if work is None:
                 return
-            batch = [work]
-            while len(batch) < BATCH_LIMIT:
-                try:
-                    more = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if more is None:
-                    self._queue.put_nowait(None)
-                    break
-                batch.append(more)
-            await self._commit_batch(batch)
+            queue = self._queue
+            await self._commit_batch(
+                take_batch(work, queue.get_nowait, asyncio.QueueEmpty, queue.put_nowait)
+            )
 
     async def _commit_batch(self, batch: list[Work]) -> None:
         outcomes: list[tuple[Work, Any, BaseException | None]] = []

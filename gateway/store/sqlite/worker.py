@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import StoreUnavailable
-from gateway.store.jobs import BATCH_LIMIT, settle
+from gateway.store.jobs import settle, take_batch
 from gateway.store.rows import ChainHead
 from gateway.store.sqlite.schema import connect, prepare
 from gateway.translog import GENESIS_HASH, LogEvent
@@ -117,24 +117,12 @@ class Worker:
                 if work is None:
                     return
                 if self._writer:
-                    self._commit_batch(conn, self._more(work))
+                    batch = take_batch(work, self._queue.get_nowait, queue.Empty, self._queue.put)
+                    self._commit_batch(conn, batch)
                 else:
                     self._read(conn, work)
         finally:
             conn.close()
-
-    def _more(self, work: _Work) -> list[_Work]:
-        batch = [work]
-        while len(batch) < BATCH_LIMIT:
-            try:
-                more = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                self._queue.put(None)
-                break
-            batch.append(more)
-        return batch
 
     def _read(self, conn: sqlite3.Connection, work: _Work) -> None:
         result: Any = None
