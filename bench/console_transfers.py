@@ -31,19 +31,21 @@ from typing import Any
 
 import aiohttp
 
+from gateway.app import build_node, console_of, operator_records
 from gateway.codec import encode_payload
 from gateway.config import parse_config
 from gateway.console import AccountStore, Role
-from gateway.console.queries import TransferFilter, list_transfers
 from gateway.envelope import seal_envelope
-from gateway.node import GatewayNode
 from gateway.pki import PkiLayout, init_pki, key_id, load_certificate, load_private_key
 from gateway.records import RecordType, parse_record
 from gateway.signing import Ed25519Suite, Signer
+from gateway.store import statements as sql
+from gateway.store.reads import TransferFilter, TransferPage, encode_cursor
 from gateway.store.sqlite import SqliteStore
 from gateway.translog import GENESIS_HASH, canonical_detail, canonical_entry_bytes, entry_hash
 
 TONGLIANG, SUINING = "500151", "510900"
+AGREEMENTS = Path(__file__).resolve().parents[1] / "agreements"
 RECORD_TYPES = [t.value for t in RecordType]
 _SAMPLE = {
     "record_type": "business_registration",
@@ -225,6 +227,7 @@ def _config(workdir: Path, pki: PkiLayout, database: Path) -> Any:
             "node": {"bureau": TONGLIANG, "database": str(database)},
             "tls": {"ca": str(pki.ca_cert), "cert": str(paths.tls_cert), "key": str(paths.tls_key)},
             "signing": {"cert": str(paths.signing_cert), "key": str(paths.signing_key)},
+            "agreements": {"directory": str(AGREEMENTS)},
             "listen": {"peer": "127.0.0.1:0", "local": "127.0.0.1:0"},
             "partners": [
                 {"bureau": SUINING, "address": "127.0.0.1:1", "agreement": "SUI-TONG-MR-2024"}
@@ -238,20 +241,19 @@ def _config(workdir: Path, pki: PkiLayout, database: Path) -> Any:
 
 def _explain(database: Path) -> None:
     conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
-    from gateway.console import queries
-
     for name, f in _filters(conn).items():
-        query = queries._outbound_sql(f, queries.decode_cursor(f.cursor), f.limit + 1)
-        if query is not None:
-            sql = queries._OUTBOUND_SELECT.format(where=query.sql())
-            plan = conn.execute("EXPLAIN QUERY PLAN " + sql, query.params).fetchall()
-            print(f"{name} outbox: {'; '.join(r[3] for r in plan)}")
-        query = queries._inbound_sql(f, queries.decode_cursor(f.cursor), f.limit + 1)
-        if query is not None:
-            sql = queries._INBOUND_SELECT.format(where=query.sql())
-            plan = conn.execute("EXPLAIN QUERY PLAN " + sql, query.params).fetchall()
-            print(f"{name} inbox:  {'; '.join(r[3] for r in plan)}")
+        _, queries = sql.transfer_queries(f, SqliteStore._dialect)
+        for query, params in queries:
+            side = "inbox: " if " FROM inbox " in query else "outbox:"
+            plan = conn.execute("EXPLAIN QUERY PLAN " + query, params).fetchall()
+            print(f"{name} {side} {'; '.join(r[3] for r in plan)}")
     conn.close()
+
+
+def _list_transfers(conn: sqlite3.Connection, f: TransferFilter) -> TransferPage:
+    """The store's own statements for one page, straight on a connection (no HTTP)."""
+    limit, queries = sql.transfer_queries(f, SqliteStore._dialect)
+    return sql.page([r for q, p in queries for r in conn.execute(q, p)], limit)
 
 
 def _filters(conn: sqlite3.Connection) -> dict[str, TransferFilter]:
@@ -264,8 +266,6 @@ def _filters(conn: sqlite3.Connection) -> dict[str, TransferFilter]:
     inbound = conn.execute(
         "SELECT message_id FROM inbox ORDER BY seq LIMIT 1 OFFSET ?", (count // 3,)
     ).fetchone()
-    from gateway.console.queries import encode_cursor
-
     day = dt.datetime.fromisoformat(mid[0])
     return {
         "first page": TransferFilter(),
@@ -303,10 +303,12 @@ def _query_string(f: TransferFilter) -> dict[str, str]:
 
 async def _measure(workdir: Path, pki: PkiLayout, database: Path, repeat: int) -> list[str]:
     password = secrets.token_urlsafe(18)
-    with AccountStore(database) as accounts:
-        if accounts.get("bench-viewer") is not None:
-            accounts.remove("bench-viewer")
-        accounts.add("bench-viewer", Role.VIEWER, password)
+    config = _config(workdir, pki, database)
+    async with operator_records(config) as records:
+        accounts = AccountStore(records)
+        if await accounts.get("bench-viewer") is not None:
+            await accounts.remove("bench-viewer")
+        await accounts.add("bench-viewer", Role.VIEWER, password)
     conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
     log_rows = conn.execute("SELECT max(seq) FROM transfer_log").fetchone()[0]
     scenarios = _filters(conn)
@@ -314,12 +316,13 @@ async def _measure(workdir: Path, pki: PkiLayout, database: Path, repeat: int) -
     lines = [f"transfer log: {log_rows:,} entries; {repeat} requests per line (ms)"]
     lines.append(f"{'scenario':<34} {'rows':>5} {'median':>8} {'p95':>8} {'max':>8}")
     started = time.perf_counter()
-    async with GatewayNode(_config(workdir, pki, database)) as node:
-        assert node.console is not None
+    async with build_node(config) as node:
+        console = console_of(node)
+        assert console is not None
         lines.insert(
             0, f"node start with console (indexes ready): {time.perf_counter() - started:.1f} s"
         )
-        base = f"http://127.0.0.1:{node.console.port}"
+        base = f"http://127.0.0.1:{console.port}"
         # unsafe=True: aiohttp keeps no cookies from bare IP addresses otherwise.
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             async with http.post(
@@ -390,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
     t0 = time.perf_counter()
     for _ in range(args.repeat):
-        list_transfers(conn, TransferFilter())
+        _list_transfers(conn, TransferFilter())
     mean = (time.perf_counter() - t0) * 1000 / args.repeat
     print(f"list_transfers() first page, no HTTP: {mean:.1f} ms")
     conn.close()

@@ -34,11 +34,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
 from gateway.adapter import load_adapter
+from gateway.app import operator_records
+from gateway.config import load_config
 from gateway.console import AccountStore, Role
 from gateway.envelope import verify_receipt
 from gateway.pki import PkiLayout, SigningCertificateVerifier, init_pki, load_certificate
-from gateway.store.base import OutboundState
-from gateway.store.sqlite import iter_log_file, read_outbound_file
+from gateway.store import OutboundRow, OutboundState, open_offline
 from gateway.translog import verify_chain
 
 __all__ = ["run_demo"]
@@ -184,13 +185,17 @@ async def _receipts(
 ) -> int:
     """Wait until the node has sent ``total`` messages; check the receipts not shown yet."""
 
+    def outbound() -> list[OutboundRow]:
+        with open_offline(config=load_config(node.config)) as reader:
+            return reader.outbound_rows()
+
     def delivered() -> bool:
-        rows = read_outbound_file(node.database)
+        rows = outbound()
         return len(rows) >= total and all(r.state is OutboundState.DELIVERED for r in rows)
 
     await _until(delivered, f"{node.bureau}'s receipts")
     verified = 0
-    for row in read_outbound_file(node.database):
+    for row in outbound():
         if row.message_id in seen:
             continue
         seen.add(row.message_id)
@@ -298,13 +303,17 @@ def _demo_node(workdir: Path, bureau: str, name: str, adapter: str, suffix: str)
     )
 
 
+async def _add_officer(node: DemoNode, password: str) -> None:
+    async with operator_records(load_config(node.config)) as records:
+        await AccountStore(records).add("demo", Role.OFFICER, password)
+
+
 def _console_logins(nodes: list[DemoNode], workdir: Path) -> list[str]:
     """One officer log-in per console, with a fresh password (written to a 0600 file too)."""
     lines = []
     for node in nodes:
         password = secrets.token_urlsafe(12)
-        with AccountStore(node.database) as accounts:
-            accounts.add("demo", Role.OFFICER, password)
+        asyncio.run(_add_officer(node, password))
         lines.append(
             f"{node.name} ({node.bureau}): http://127.0.0.1:{node.console_port}/  "
             f"user demo, password {password}"
@@ -359,7 +368,8 @@ def run_demo(workdir: Path, *, keep_running: bool | None = None) -> int:
         codes = [_stop(node) for node in nodes]
     _say(f"8. Both nodes stopped (exit codes {codes[0]}, {codes[1]}). Transfer logs:")
     for node in nodes:
-        verdict = verify_chain(iter_log_file(node.database))
+        with open_offline(config=load_config(node.config)) as reader:
+            verdict = verify_chain(reader.iter_log())
         state = "intact" if verdict.ok else f"BROKEN at entry {verdict.first_bad_seq}"
         _say(
             f"   {node.bureau}: {state}, {verdict.entries} entries, head {verdict.head.hex()[:16]}…"

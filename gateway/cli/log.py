@@ -1,4 +1,4 @@
-"""``log tail`` and ``log verify``: reading a node's transfer log from its database.
+"""``log tail`` and ``log verify``: reading a node's transfer log from its store.
 
 The log is read from the SQLite file (``--db``), from a PostgreSQL schema (``--dsn`` and
 ``--schema``), or from wherever the node's configuration keeps it (``--config``).
@@ -12,18 +12,15 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from gateway.clock import beijing
 from gateway.config import load_config
 from gateway.errors import ConfigInvalid
-from gateway.store.postgres import default_schema, iter_log_postgres
-from gateway.store.sqlite import iter_log_file
+from gateway.store import OfflineReader, open_offline
 from gateway.translog import LogEntry, verify_chain
 
-__all__ = ["format_entry", "register"]
-
-_BEIJING = dt.timezone(dt.timedelta(hours=8))
+__all__ = ["db_arguments", "format_entry", "open_reader", "register"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     commands = log.add_subparsers(dest="log_command", required=True, metavar="COMMAND")
 
     tail = commands.add_parser("tail", help="print the latest transfer-log entries")
-    _db_arguments(tail)
+    db_arguments(tail)
     tail.add_argument("-n", "--lines", type=int, default=20, help="how many entries (default 20)")
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
     tail.add_argument(
@@ -45,11 +42,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tail.set_defaults(handler=_tail)
 
     verify = commands.add_parser("verify", help="prove the hash chain intact")
-    _db_arguments(verify)
+    db_arguments(verify)
     verify.set_defaults(handler=_verify)
 
 
-def _db_arguments(parser: argparse.ArgumentParser) -> None:
+def db_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--db", type=Path, help="the node's SQLite database")
     group.add_argument("--dsn", help="the PostgreSQL database holding the node's schema")
@@ -57,28 +54,16 @@ def _db_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schema", help="with --dsn: the node's schema (e.g. chuanyu_500151)")
 
 
-LogReader = Callable[[int], Iterator[LogEntry]]
-
-
-def _log_source(args: argparse.Namespace) -> tuple[str, LogReader]:
-    """Where the log is (for messages) and a reader of its entries after a sequence number."""
+def open_reader(args: argparse.Namespace, key_file: Path | None = None) -> OfflineReader:
+    """The offline reader of the store named by ``--db``, ``--dsn``/``--schema`` or
+    ``--config`` (for ``log`` and ``envelope export``)."""
     if args.dsn is not None or args.schema is not None:
         if args.dsn is None or args.schema is None:
             raise ConfigInvalid("--dsn and --schema go together")
-        dsn: str = args.dsn
-        schema: str = args.schema
-        return f"schema {schema}", lambda after: iter_log_postgres(dsn, schema, after)
+        return open_offline(dsn=args.dsn, schema=args.schema, key_file=key_file)
     if args.db is not None:
-        path: Path = args.db
-    else:
-        config = load_config(args.config)
-        storage = config.storage
-        if storage.engine == "postgresql" and storage.dsn is not None:
-            dsn = storage.dsn
-            schema = storage.schema_name or default_schema(config.bureau)
-            return f"schema {schema}", lambda after: iter_log_postgres(dsn, schema, after)
-        path = config.node.database
-    return str(path), lambda after: iter_log_file(path, after_seq=after)
+        return open_offline(path=args.db, key_file=key_file)
+    return open_offline(config=load_config(args.config), key_file=key_file)
 
 
 # ANSI SGR codes per event kind: green for progress, yellow for waiting or repeating,
@@ -105,7 +90,7 @@ _KIND_COLOURS = {
 
 
 def format_entry(entry: LogEntry, *, colour: bool = False) -> str:
-    at = dt.datetime.fromisoformat(entry.at).astimezone(_BEIJING).strftime("%m-%d %H:%M:%S")
+    at = beijing(dt.datetime.fromisoformat(entry.at), "%m-%d %H:%M:%S")
     detail = json.loads(entry.detail)
     extra = " ".join(f"{k}={v}" for k, v in sorted(detail.items()) if v not in ("", None))
     arrow = {"outbound": "→", "inbound": "←"}.get(entry.direction, "·")
@@ -139,32 +124,35 @@ def _use_colour(choice: str) -> bool:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    _, read = _log_source(args)
     colour = _use_colour(args.color)
-    entries = list(read(0))
-    for entry in entries[-args.lines :] if args.lines > 0 else []:
-        print(format_entry(entry, colour=colour))
-    if not args.follow:
-        return 0
-    last = entries[-1].seq if entries else 0
-    try:
-        while True:
-            for entry in read(last):
-                print(format_entry(entry, colour=colour), flush=True)
-                last = entry.seq
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        return 0
+    with open_reader(args) as reader:
+        entries = list(reader.iter_log())
+        for entry in entries[-args.lines :] if args.lines > 0 else []:
+            print(format_entry(entry, colour=colour))
+        if not args.follow:
+            return 0
+        last = entries[-1].seq if entries else 0
+        try:
+            while True:
+                for entry in reader.iter_log(last):
+                    print(format_entry(entry, colour=colour), flush=True)
+                    last = entry.seq
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    path, read = _log_source(args)
-    verdict = verify_chain(read(0))
+    with open_reader(args) as reader:
+        verdict = verify_chain(reader.iter_log())
+        location = reader.location
     if verdict.ok:
-        print(f"{path}: transfer log intact, {verdict.entries} entries, head {verdict.head.hex()}")
+        print(
+            f"{location}: transfer log intact, {verdict.entries} entries, head {verdict.head.hex()}"
+        )
         return 0
     print(
-        f"{path}: transfer log BROKEN at entry {verdict.first_bad_seq}: {verdict.problem} "
+        f"{location}: transfer log BROKEN at entry {verdict.first_bad_seq}: {verdict.problem} "
         f"({verdict.entries} entries before it verify)",
         file=sys.stderr,
     )

@@ -94,9 +94,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_async(config: NodeConfig, grace: float) -> int:
-    from gateway.node.node import GatewayNode
+    from gateway.app import build_node
 
-    node = GatewayNode(config)
+    node = build_node(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,16 +8,22 @@ of the machine and the shell history would see them.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import getpass
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
+from gateway.app import operator_records
 from gateway.config import load_config
 from gateway.console.accounts import AccountStore, Role
 from gateway.errors import ConfigInvalid
 
 __all__ = ["register"]
+
+T = TypeVar("T")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,38 +80,44 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
-def _accounts(args: argparse.Namespace) -> AccountStore:
-    return AccountStore(load_config(args.config).node.database)
+def _accounts(args: argparse.Namespace, job: Callable[[AccountStore], Awaitable[T]]) -> T:
+    config = load_config(args.config)
+
+    async def run() -> T:
+        async with operator_records(config) as records:
+            return await job(AccountStore(records))
+
+    return asyncio.run(run())
 
 
 def _add(args: argparse.Namespace) -> int:
     password = _read_password(args)
-    with _accounts(args) as accounts:
-        operator = accounts.add(args.username, Role(args.role), password)
+    operator = _accounts(args, lambda a: a.add(args.username, Role(args.role), password))
     print(f"operator {operator.username} added ({operator.role.value})")
     return 0
 
 
 def _passwd(args: argparse.Namespace) -> int:
     password = _read_password(args)
-    with _accounts(args) as accounts:
-        accounts.set_password(args.username, password)
+
+    async def change(accounts: AccountStore) -> None:
+        await accounts.set_password(args.username, password)
         if args.role:
-            accounts.set_role(args.username, Role(args.role))
+            await accounts.set_role(args.username, Role(args.role))
+
+    _accounts(args, change)
     print(f"operator {args.username}: password changed, sessions ended")
     return 0
 
 
 def _remove(args: argparse.Namespace) -> int:
-    with _accounts(args) as accounts:
-        accounts.remove(args.username)
+    _accounts(args, lambda a: a.remove(args.username))
     print(f"operator {args.username} removed")
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _accounts(args) as accounts:
-        operators = accounts.list()
+    operators = _accounts(args, lambda a: a.list())
     for operator in operators:
         changed = dt.datetime.fromtimestamp(operator.updated_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
         print(f"{operator.username:<24} {operator.role.value:<8} changed {changed} UTC")

@@ -1,31 +1,30 @@
-"""Operator accounts, sessions and log-in throttling, kept beside the node's own tables.
+"""Operator accounts, sessions and log-in throttling.
 
-Operators and sessions live in the node's SQLite file, in tables only the console
-and the ``operators`` command touch (never the transfer log, whose chain head
-belongs to the store's writer). Passwords are argon2id hashes; a session is a
-random token of which only the SHA-256 is stored, so a copy of the database does
-not hand out live sessions. Everything here is synchronous: the console calls it
-in a worker thread, the command line directly.
+The node's store keeps operators and sessions as rows
+(:class:`~gateway.store.reads.OperatorRecords`, on either engine); what the rows
+mean is decided here. Passwords are argon2id hashes; a session is a random token of
+which only the SHA-256 is stored, so a copy of the database does not hand out live
+sessions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import re
 import secrets
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from gateway.errors import ConfigInvalid, StoreUnavailable
+from gateway.errors import ConfigInvalid
+from gateway.store.reads import OperatorRecords, OperatorRow, SessionRow
 
 __all__ = [
+    "ROLE_PERMISSIONS",
     "AccountStore",
     "LoginThrottle",
     "Operator",
@@ -38,24 +37,6 @@ __all__ = [
 
 MIN_PASSWORD_LENGTH = 10
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS console_operators (
-    username      TEXT PRIMARY KEY,
-    role          TEXT NOT NULL,
-    password_hash TEXT NOT NULL,
-    created_at    REAL NOT NULL,
-    updated_at    REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS console_sessions (
-    token_sha256 BLOB PRIMARY KEY,
-    username     TEXT NOT NULL REFERENCES console_operators (username) ON DELETE CASCADE,
-    csrf_token   TEXT NOT NULL,
-    created_at   REAL NOT NULL,
-    expires_at   REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS console_sessions_user ON console_sessions (username);
-"""
 
 
 class Permission(enum.StrEnum):
@@ -122,173 +103,115 @@ def _token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-class AccountStore:
-    """Operators and sessions in one node database. Thread-safe (one connection, a lock)."""
+def _operator(row: OperatorRow) -> Operator:
+    return Operator(row.username, Role(row.role), row.created_at, row.updated_at)
 
-    def __init__(self, path: Path, *, hasher: PasswordHasher | None = None) -> None:
-        self.path = path
+
+class AccountStore:
+    """Operators and sessions of one node, kept as rows by the node's store.
+
+    Hashing runs in a worker thread (argon2 takes tens of milliseconds by design), so
+    a log-in never stalls the event loop.
+    """
+
+    def __init__(self, records: OperatorRecords, *, hasher: PasswordHasher | None = None) -> None:
+        self.records = records
         self._hasher = hasher or PasswordHasher()
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
         self._dummy_hash = ""
 
-    def open(self) -> None:
-        """Create the tables if needed (blocking: the console calls this in a thread)."""
-        # Verified against when the username is unknown, so the answer takes as long either way.
-        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open operator accounts in {self.path}: {exc}") from exc
-        self._conn = conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> AccountStore:
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        if self._conn is None:
-            raise StoreUnavailable("operator accounts are not open")
-        with self._lock:
-            try:
-                return self._conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"operator accounts: {exc}") from exc
+    async def _hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
 
     # -- operators -----------------------------------------------------------
 
-    def add(self, username: str, role: Role, password: str) -> Operator:
+    async def add(self, username: str, role: Role, password: str) -> Operator:
         check_username(username)
         check_password_strength(password)
-        if self.get(username) is not None:
-            raise ConfigInvalid(f"operator {username} already exists")
         now = time.time()
-        self._execute(
-            "INSERT INTO console_operators VALUES (?,?,?,?,?)",
-            (username, role.value, self._hasher.hash(password), now, now),
-        )
+        row = OperatorRow(username, role.value, await self._hash(password), now, now)
+        if not await self.records.add_operator(row):
+            raise ConfigInvalid(f"operator {username} already exists")
         return Operator(username, role, now, now)
 
-    def set_password(self, username: str, password: str) -> None:
+    async def set_password(self, username: str, password: str) -> None:
         """Change a password and end every session of that operator."""
         check_password_strength(password)
-        self._require(username)
-        self._execute(
-            "UPDATE console_operators SET password_hash = ?, updated_at = ? WHERE username = ?",
-            (self._hasher.hash(password), time.time(), username),
-        )
-        self._execute("DELETE FROM console_sessions WHERE username = ?", (username,))
+        await self._require(username)
+        digest = await self._hash(password)
+        if not await self.records.update_operator(
+            username, at=time.time(), password_hash=digest, end_sessions=True
+        ):
+            raise ConfigInvalid(f"no operator {username}")
 
-    def set_role(self, username: str, role: Role) -> None:
-        self._require(username)
-        self._execute(
-            "UPDATE console_operators SET role = ?, updated_at = ? WHERE username = ?",
-            (role.value, time.time(), username),
-        )
+    async def set_role(self, username: str, role: Role) -> None:
+        if not await self.records.update_operator(username, at=time.time(), role=role.value):
+            raise ConfigInvalid(f"no operator {username}")
 
-    def remove(self, username: str) -> None:
-        self._require(username)
-        self._execute("DELETE FROM console_sessions WHERE username = ?", (username,))
-        self._execute("DELETE FROM console_operators WHERE username = ?", (username,))
+    async def remove(self, username: str) -> None:
+        if not await self.records.remove_operator(username):
+            raise ConfigInvalid(f"no operator {username}")
 
-    def get(self, username: str) -> Operator | None:
-        rows = self._execute(
-            "SELECT username, role, created_at, updated_at FROM console_operators "
-            "WHERE username = ?",
-            (username,),
-        )
-        return _operator(rows[0]) if rows else None
+    async def get(self, username: str) -> Operator | None:
+        row = await self.records.get_operator(username)
+        return None if row is None else _operator(row)
 
-    def list(self) -> list[Operator]:
-        rows = self._execute(
-            "SELECT username, role, created_at, updated_at FROM console_operators ORDER BY username"
-        )
-        return [_operator(r) for r in rows]
+    async def list(self) -> list[Operator]:
+        return [_operator(r) for r in await self.records.list_operators()]
 
-    def _require(self, username: str) -> Operator:
-        operator = self.get(username)
+    async def _require(self, username: str) -> Operator:
+        operator = await self.get(username)
         if operator is None:
             raise ConfigInvalid(f"no operator {username}")
         return operator
 
-    def authenticate(self, username: str, password: str) -> Operator | None:
+    async def authenticate(self, username: str, password: str) -> Operator | None:
         """The operator if the password is right; ``None`` otherwise (same cost either way)."""
-        rows = self._execute(
-            "SELECT password_hash FROM console_operators WHERE username = ?", (username,)
-        )
-        stored = str(rows[0][0]) if rows else self._dummy_hash
-        try:
-            self._hasher.verify(stored, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return None
-        if not rows:
+        row = await self.records.get_operator(username)
+        if row is None and not self._dummy_hash:
+            # Verified against when the username is unknown, so the answer takes as long
+            # either way.
+            self._dummy_hash = await self._hash(secrets.token_urlsafe(16))
+        stored = self._dummy_hash if row is None else row.password_hash
+        if not await asyncio.to_thread(self._verify, stored, password) or row is None:
             return None
         if self._hasher.check_needs_rehash(stored):
-            self._execute(
-                "UPDATE console_operators SET password_hash = ? WHERE username = ?",
-                (self._hasher.hash(password), username),
+            await self.records.update_operator(
+                username, at=row.updated_at, password_hash=await self._hash(password)
             )
-        return self.get(username)
+        return _operator(row)
+
+    def _verify(self, stored: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
 
     # -- sessions ------------------------------------------------------------
 
-    def create_session(self, operator: Operator, lifetime_seconds: float) -> tuple[str, Session]:
+    async def create_session(
+        self, operator: Operator, lifetime_seconds: float
+    ) -> tuple[str, Session]:
         """A new session; the token is returned once and only its digest is stored."""
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
         now = time.time()
         expires = now + lifetime_seconds
-        self._execute("DELETE FROM console_sessions WHERE expires_at < ?", (now,))
-        self._execute(
-            "INSERT INTO console_sessions VALUES (?,?,?,?,?)",
-            (_token_digest(token), operator.username, csrf, now, expires),
-        )
+        row = SessionRow(_token_digest(token), operator.username, csrf, now, expires)
+        await self.records.create_session(row, expire_before=now)
         return token, Session(operator, csrf, expires)
 
-    def session(self, token: str) -> Session | None:
-        rows = self._execute(
-            "SELECT o.username, o.role, o.created_at, o.updated_at, s.csrf_token, s.expires_at "
-            "FROM console_sessions AS s JOIN console_operators AS o USING (username) "
-            "WHERE s.token_sha256 = ?",
-            (_token_digest(token),),
-        )
-        if not rows:
+    async def session(self, token: str) -> Session | None:
+        found = await self.records.get_session(_token_digest(token))
+        if found is None:
             return None
-        row = rows[0]
-        expires_at = float(row[5])  # type: ignore[arg-type]
-        if expires_at <= time.time():
-            self.end_session(token)
+        row, operator = found
+        if row.expires_at <= time.time():
+            await self.end_session(token)
             return None
-        return Session(_operator(row[:4]), str(row[4]), expires_at)
+        return Session(_operator(operator), row.csrf_token, row.expires_at)
 
-    def end_session(self, token: str) -> None:
-        self._execute(
-            "DELETE FROM console_sessions WHERE token_sha256 = ?", (_token_digest(token),)
-        )
-
-
-def _operator(row: tuple[object, ...]) -> Operator:
-    return Operator(
-        username=str(row[0]),
-        role=Role(str(row[1])),
-        created_at=float(row[2]),  # type: ignore[arg-type]
-        updated_at=float(row[3]),  # type: ignore[arg-type]
-    )
+    async def end_session(self, token: str) -> None:
+        await self.records.end_session(_token_digest(token))
 
 
 @dataclass(slots=True)

@@ -1,10 +1,7 @@
-"""What the console knows about the node's health: log integrity, peers, certificates.
+"""What the console shows of the node's health: log integrity and certificates.
 
-The hash chain is verified in a worker thread (it reads every entry) on a timer
-and on demand, and the verdict is cached: pages show the cached verdict and when
-it was reached. Partners are probed with the standard gRPC health check over the
-node's own mutual-TLS credentials, so a node with nothing to send still knows
-whether its partners answer.
+The hash chain is verified (it reads every entry) on a timer and on demand, and the
+verdict is cached: pages show the cached verdict and when it was reached.
 """
 
 from __future__ import annotations
@@ -13,25 +10,21 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-import grpc
 from cryptography import x509
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.clock import utc_now
 from gateway.errors import GatewayError
-from gateway.store.sqlite import iter_log_file
-from gateway.translog import ChainVerdict, verify_chain
+from gateway.translog import ChainVerdict
 
 __all__ = [
     "CertificateStatus",
     "IntegrityMonitor",
     "IntegrityStatus",
-    "PeerProbe",
-    "PeerProber",
     "certificate_status",
+    "certificate_statuses",
 ]
 
 _log = logging.getLogger("chuanyu.console")
@@ -62,8 +55,10 @@ class IntegrityStatus:
 class IntegrityMonitor:
     """Verifies the transfer log's hash chain now and then; keeps the last verdict."""
 
-    def __init__(self, database: Path, interval_seconds: float) -> None:
-        self._database = database
+    def __init__(
+        self, verify: Callable[[], Awaitable[ChainVerdict]], interval_seconds: float
+    ) -> None:
+        self._verify = verify
         self._interval = interval_seconds
         self._lock = asyncio.Lock()
         self.status = IntegrityStatus(None, None)
@@ -99,76 +94,17 @@ class IntegrityMonitor:
             loop = asyncio.get_running_loop()
             started = loop.time()
             try:
-                verdict = await asyncio.to_thread(
-                    lambda: verify_chain(iter_log_file(self._database))
-                )
+                verdict = await self._verify()
             finally:
                 self.status = IntegrityStatus(
                     self.status.verdict, self.status.checked_at, self.status.seconds
                 )
-            self.status = IntegrityStatus(verdict, dt.datetime.now(dt.UTC), loop.time() - started)
+            self.status = IntegrityStatus(verdict, utc_now(), loop.time() - started)
             if not verdict.ok:
                 _log.error(
                     "transfer log BROKEN at entry %s: %s", verdict.first_bad_seq, verdict.problem
                 )
             return self.status
-
-
-@dataclass(frozen=True, slots=True)
-class PeerProbe:
-    peer: str
-    address: str
-    serving: bool
-    checked_at: dt.datetime
-    error: str = ""
-
-
-class PeerProber:
-    """gRPC health checks of every partner, over the node's mutual-TLS credentials."""
-
-    def __init__(
-        self,
-        credentials: grpc.ChannelCredentials,
-        addresses: Callable[[], dict[str, str]],
-        interval_seconds: float,
-    ) -> None:
-        self._credentials = credentials
-        # A callable: the dispatcher's current route wins (tests re-route partners).
-        self._addresses = addresses
-        self._interval = interval_seconds
-        self.results: dict[str, PeerProbe] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="console-peer-probe")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.gather(*(self.probe(p, a) for p, a in self._addresses().items()))
-            await asyncio.sleep(self._interval)
-
-    async def probe(self, peer: str, address: str) -> PeerProbe:
-        error = ""
-        serving = False
-        try:
-            async with grpc.aio.secure_channel(address, self._credentials) as channel:
-                stub = health_pb2_grpc.HealthStub(channel)
-                response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=3)
-                serving = response.status == health_pb2.HealthCheckResponse.SERVING
-                if not serving:
-                    error = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-        except grpc.aio.AioRpcError as exc:
-            error = f"{exc.code().name}: {(exc.details() or '')[:200]}"
-        result = PeerProbe(peer, address, serving, dt.datetime.now(dt.UTC), error)
-        self.results[peer] = result
-        return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,3 +131,7 @@ def certificate_status(name: str, cert: x509.Certificate) -> CertificateStatus:
         not_after=cert.not_valid_after_utc,
         not_before=cert.not_valid_before_utc,
     )
+
+
+def certificate_statuses(certificates: Mapping[str, x509.Certificate]) -> list[CertificateStatus]:
+    return [certificate_status(name, cert) for name, cert in certificates.items()]

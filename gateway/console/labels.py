@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from gateway.clock import beijing
+
 __all__ = [
     "BUREAU_NAMES",
     "DIRECTION_LABELS",
@@ -9,6 +13,7 @@ __all__ = [
     "FIELD_LABELS",
     "RECORD_TYPE_LABELS",
     "ROLE_LABELS",
+    "beijing_text",
     "status_label",
 ]
 
@@ -135,3 +140,14 @@ FIELD_LABELS = {
 
 def status_label(direction: str, status: str) -> str:
     return _STATUS_LABELS.get((direction, status), status)
+
+
+def beijing_text(value: str | None) -> str:
+    """A stored ISO time as Beijing wall-clock text (anything else as it is)."""
+    if not value:
+        return ""
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return beijing(when)

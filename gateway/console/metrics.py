@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.node.hooks import DeliveryAttempt, InboundHandled, LocalSendHandled
+from gateway.console.backend import LocalSendEvent, PeerOutcome
 
 __all__ = ["GaugeSnapshot", "NodeMetrics"]
 
@@ -89,7 +89,7 @@ def _per_peer(
 
 
 class NodeMetrics:
-    """The node's registry, and the :class:`~gateway.node.hooks.NodeHooks` that feeds it."""
+    """The node's registry, and the :class:`~gateway.console.backend.MetricsHook` that feeds it."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -133,14 +133,14 @@ class NodeMetrics:
 
     # -- NodeHooks -----------------------------------------------------------
 
-    def inbound_handled(self, event: InboundHandled) -> None:
+    def inbound_handled(self, event: PeerOutcome) -> None:
         record_type = event.record_type or "unknown"
         self.inbound.labels(event.peer or "unknown", record_type, event.outcome).inc()
         self.inbound_seconds.labels(event.peer or "unknown", record_type).observe(event.seconds)
 
-    def delivery_attempted(self, event: DeliveryAttempt) -> None:
+    def delivery_attempted(self, event: PeerOutcome) -> None:
         self.deliveries.labels(event.peer, event.record_type, event.outcome).inc()
         self.delivery_seconds.labels(event.peer, event.record_type).observe(event.seconds)
 
-    def local_send_handled(self, event: LocalSendHandled) -> None:
+    def local_send_handled(self, event: LocalSendEvent) -> None:
         self.local_sends.labels(event.record_type or "unknown", event.outcome).inc()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.console.accounts import ROLE_PERMISSIONS, Permission
 
 if TYPE_CHECKING:
-    from gateway.console.web import RouteSpec
+    from gateway.console.routes import RouteSpec
 
 __all__ = ["openapi_document"]
 

@@ -22,7 +22,7 @@ from gateway.clock import from_timestamp, utc_now
 from gateway.config import ExchangeSettings, PartnerConfig, RetrySettings
 from gateway.envelope import parse_envelope, parse_header, reseal_envelope, verify_receipt
 from gateway.errors import GatewayError
-from gateway.node.hooks import DeliveryAttempt, HookChain, PeerHealth
+from gateway.node.hooks import DeliveryAttempt, HookChain
 from gateway.node.partner import Answer, PartnerClient
 from gateway.pki import SigningCertificateVerifier
 from gateway.signing import Signer
@@ -82,24 +82,6 @@ class OutboxDispatcher:
     hooks: HookChain = field(default_factory=HookChain)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _next_expiry_sweep: dt.datetime = _MIN
-
-    @property
-    def address(self) -> str:
-        return self.client.address
-
-    @property
-    def health(self) -> PeerHealth:
-        """The client's account in the console's terms, until it reads ``PartnerHealth``."""
-        h = self.client.health()
-        return PeerHealth(
-            peer=h.bureau,
-            address=h.address,
-            reachable=h.reachable,
-            last_success_at=h.last_success_at,
-            last_failure_at=h.last_failure_at,
-            last_error=h.error,
-            consecutive_failures=h.consecutive_failures,
-        )
 
     def wake(self) -> None:
         self._wake.set()

@@ -8,7 +8,6 @@ hook is logged and swallowed so that observing the node can never break it.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ __all__ = [
     "InboundHandled",
     "LocalSendHandled",
     "NodeHooks",
-    "PeerHealth",
 ]
 
 _log = logging.getLogger("chuanyu.hooks")
@@ -54,19 +52,6 @@ class LocalSendHandled:
 
     record_type: str
     outcome: str  # "queued", "duplicate", or the refusal reason
-
-
-@dataclass(frozen=True, slots=True)
-class PeerHealth:
-    """What the node last saw of a partner."""
-
-    peer: str
-    address: str
-    reachable: bool | None = None  # None: not tried yet
-    last_success_at: dt.datetime | None = None
-    last_failure_at: dt.datetime | None = None
-    last_error: str = ""
-    consecutive_failures: int = 0
 
 
 class NodeHooks(Protocol):

@@ -145,14 +145,6 @@ class GatewayNode:
         self.retention = RetentionJob(
             self.store, self.agreements, config.retention.interval_seconds
         )
-        # --- console, built here until the composition root attaches it; remove at merge ---
-        self.console: Any = None
-        if config.console is not None:
-            from gateway.console import Console
-
-            self.console = Console(self, config.console)
-            self.attach(self.console)
-        # --- end of console block ---
 
     def _local_files(self) -> None:
         settings = self.config.local_files
@@ -195,10 +187,6 @@ class GatewayNode:
     def attach(self, surface: Surface) -> None:
         """Run ``surface`` with the node: started after the servers, stopped first."""
         self._surfaces.append(surface)
-
-    async def redrive(self, message_id: str, *, operator: str) -> bool:
-        """For the console until its backend calls :meth:`OutboundService.redrive`."""
-        return await self.outbound.redrive(message_id, operator=operator)
 
     def route(self, bureau: str, address: str) -> None:
         """Send to ``bureau`` at ``address`` instead of the configured one."""

@@ -24,10 +24,12 @@ from exchange_support import (
 
 from chuanyu.exchange.v1 import local_service_pb2 as lpb
 from chuanyu.exchange.v1 import local_service_pb2_grpc as lgrpc
+from gateway.app import console_of
 from gateway.codec import record_to_proto
-from gateway.console import AccountStore, Role
+from gateway.console import Console, Role
 from gateway.node import GatewayNode
 from gateway.records import Record
+from gateway.translog import LogEntry
 
 __all__ = [
     "AGREEMENTS",
@@ -41,9 +43,11 @@ __all__ = [
     "Account",
     "ConsolePair",
     "add_operators",
+    "console",
     "eventually",
     "http_session",
     "local_stub",
+    "log_entries",
     "login",
     "node_config",
     "outbound_state",
@@ -76,18 +80,22 @@ class ConsolePair:
     metrics_token: str
 
     def url(self, node: GatewayNode | None = None) -> str:
-        console = (node or self.tongliang).console
-        assert console is not None
-        return f"http://127.0.0.1:{console.port}"
+        return f"http://127.0.0.1:{console(node or self.tongliang).port}"
 
 
-def add_operators(database: Path) -> dict[Role, Account]:
+def console(node: GatewayNode) -> Console:
+    found = console_of(node)
+    assert found is not None, f"node {node.bureau} has no console"
+    return found
+
+
+async def add_operators(node: GatewayNode) -> dict[Role, Account]:
+    """One operator per role, through the node's own console accounts."""
     accounts: dict[Role, Account] = {}
-    with AccountStore(database) as store:
-        for role in Role:
-            account = Account(f"tl-{role.value}", secrets.token_urlsafe(18), role)
-            store.add(account.username, role, account.password)
-            accounts[role] = account
+    for role in Role:
+        account = Account(f"tl-{role.value}", secrets.token_urlsafe(18), role)
+        await console(node).accounts.add(account.username, role, account.password)
+        accounts[role] = account
     return accounts
 
 
@@ -116,6 +124,12 @@ async def send_local(node: GatewayNode, rec: Record) -> str:
     async with channel:
         response = await stub.Send(lpb.SendRequest(record=record_to_proto(rec)), timeout=10)
         return response.message_id
+
+
+async def log_entries(node: GatewayNode, kind: str = "") -> list[LogEntry]:
+    """The node's transfer log through its own store (either engine), of one kind if given."""
+    entries = await node.store.read_log(0, 1_000_000)
+    return [e for e in entries if not kind or e.kind == kind]
 
 
 async def outbound_state(node: GatewayNode, message_id: str) -> str:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from console_support import AGREEMENTS, SUINING, TONGLIANG
 
+from gateway.app import operator_records
 from gateway.cli import main
 from gateway.cli.log import format_entry
+from gateway.config import load_config
 from gateway.console import AccountStore, Role
 from gateway.console.accounts import LoginThrottle
 from gateway.console.record_view import mask_record
@@ -20,9 +25,12 @@ from gateway.privacy import PIKind
 from gateway.records import EnforcementReferral, personal_info_paths
 from gateway.translog import LogEntry
 
+T = TypeVar("T")
 
-def _config_file(pki: PkiLayout, tmp_path: Path) -> Path:
+
+def _config_file(pki: PkiLayout, tmp_path: Path, storage: dict[str, Any]) -> Path:
     paths = pki.bureau(TONGLIANG)
+    table = "".join(f'{key} = "{value}"\n' for key, value in storage.items())
     config = tmp_path / "node.toml"
     config.write_text(
         f"""
@@ -45,7 +53,8 @@ directory = "{AGREEMENTS}"
 [[partners]]
 bureau = "{SUINING}"
 address = "127.0.0.1:1"
-""",
+{"[storage]" if table else ""}
+{table}""",
         encoding="utf-8",
     )
     return config
@@ -61,8 +70,10 @@ def test_operators_command(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    storage: dict[str, dict[str, Any]],
 ) -> None:
-    config = str(_config_file(pki, tmp_path))
+    """On either engine: the command opens the store the configuration names."""
+    config = str(_config_file(pki, tmp_path, storage[TONGLIANG]))
     password = secrets.token_urlsafe(16)
     add = ["operators", "add", "--config", config, "tl-zhang01", "--password-stdin"]
     assert _run(monkeypatch, [*add, "--role", "officer"], password + "\n") == 0
@@ -73,14 +84,24 @@ def test_operators_command(
     assert "already exists" in err and "at least 10" in err and "username" in err
     assert password not in err
 
-    database = tmp_path / "data" / f"{TONGLIANG}.db"
-    with AccountStore(database) as store:
-        officer = store.authenticate("tl-zhang01", password)
+    node_config = load_config(Path(config))
+    # The rows went where the configuration keeps the node's store, and only there.
+    assert (tmp_path / "data" / f"{TONGLIANG}.db").exists() is not bool(storage[TONGLIANG])
+
+    async def accounts(job: Callable[[AccountStore], Awaitable[T]]) -> T:
+        async with operator_records(node_config) as records:
+            return await job(AccountStore(records))
+
+    async def first_session(store: AccountStore) -> str:
+        officer = await store.authenticate("tl-zhang01", password)
         assert officer is not None and officer.role is Role.OFFICER
-        token, _ = store.create_session(officer, 60)
-        assert store.session(token) is not None
-        stored = store._execute("SELECT password_hash FROM console_operators")[0][0]
-        assert str(stored).startswith("$argon2id$")
+        token, _ = await store.create_session(officer, 60)
+        assert await store.session(token) is not None
+        stored = await store.records.get_operator("tl-zhang01")
+        assert stored is not None and stored.password_hash.startswith("$argon2id$")
+        return token
+
+    token = asyncio.run(accounts(first_session))
 
     assert _run(monkeypatch, ["operators", "list", "--config", config]) == 0
     out = capsys.readouterr().out
@@ -88,15 +109,17 @@ def test_operators_command(
     new_password = secrets.token_urlsafe(16)
     passwd = ["operators", "passwd", "--config", config, "tl-zhang01", "--password-stdin"]
     assert _run(monkeypatch, [*passwd, "--role", "admin"], new_password + "\n") == 0
-    with AccountStore(database) as store:
-        assert store.session(token) is None  # a new password ends the old sessions
-        assert store.authenticate("tl-zhang01", password) is None
-        changed = store.authenticate("tl-zhang01", new_password)
+
+    async def after_passwd(store: AccountStore) -> None:
+        assert await store.session(token) is None  # a new password ends the old sessions
+        assert await store.authenticate("tl-zhang01", password) is None
+        changed = await store.authenticate("tl-zhang01", new_password)
         assert changed is not None and changed.role is Role.ADMIN
+
+    asyncio.run(accounts(after_passwd))
     assert _run(monkeypatch, ["operators", "remove", "--config", config, "tl-zhang01"]) == 0
     assert _run(monkeypatch, ["operators", "remove", "--config", config, "tl-zhang01"]) == 1
-    with AccountStore(database) as store:
-        assert store.list() == []
+    assert asyncio.run(accounts(AccountStore.list)) == []
 
 
 def test_password_is_never_an_argument() -> None:

@@ -15,8 +15,10 @@ from console_support import (
     TONGLIANG,
     Account,
     ConsolePair,
+    console,
     eventually,
     http_session,
+    log_entries,
     login,
     outbound_state,
     record,
@@ -26,7 +28,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.console import ROUTES, Role
 from gateway.console.openapi import openapi_document
-from gateway.store.sqlite import iter_log_file
 
 pytestmark = pytest.mark.e2e
 
@@ -221,11 +222,7 @@ async def test_detail_masks_and_reveal_is_logged(console_pair: ConsolePair) -> N
             revealed = await r.json()
     assert revealed["record"]["complainant"]["name"] == COMPLAINANT_NAME
     assert revealed["masked"] is False
-    viewed = [
-        e
-        for e in iter_log_file(console_pair.tongliang.config.node.database)
-        if e.kind == "personal_data_viewed"
-    ]
+    viewed = await log_entries(console_pair.tongliang, "personal_data_viewed")
     assert len(viewed) == 1
     assert viewed[0].message_id == message_id
     assert json.loads(viewed[0].detail) == {
@@ -271,7 +268,7 @@ async def test_metrics_parse_and_count_per_peer(console_pair: ConsolePair) -> No
                 suining + "/login", json={"username": account.username, "password": "x" * 12}
             )
         ).status == 401
-    registry = console_pair.suining.console.metrics.registry  # type: ignore[union-attr]
+    registry = console(console_pair.suining).metrics.registry
     value = registry.get_sample_value(
         "chuanyu_inbound_envelopes_total",
         {"peer": TONGLIANG, "record_type": "consumer_complaint", "outcome": "accepted"},
@@ -372,7 +369,7 @@ async def test_session_cookie_flags_and_logout(console_pair: ConsolePair) -> Non
     # Suining runs with the default secure_cookies = true.
     from console_support import add_operators
 
-    suining_accounts = add_operators(console_pair.suining.config.node.database)
+    suining_accounts = await add_operators(console_pair.suining)
     viewer = suining_accounts[Role.VIEWER]
     async with http_session() as http:
         async with http.post(
@@ -384,13 +381,10 @@ async def test_session_cookie_flags_and_logout(console_pair: ConsolePair) -> Non
 
 
 async def test_removed_operator_loses_session(console_pair: ConsolePair) -> None:
-    from gateway.console import AccountStore
-
     account = console_pair.accounts[Role.OFFICER]
     async with http_session() as http:
         await login(http, console_pair.url(), account)
-        with AccountStore(console_pair.tongliang.config.node.database) as store:
-            store.remove(account.username)
+        await console(console_pair.tongliang).accounts.remove(account.username)
         async with http.get(console_pair.url() + "/api/session") as r:
             assert r.status == 401
 
@@ -421,9 +415,7 @@ async def test_dead_letter_redrive_api(dead_letter_pair: ConsolePair) -> None:
         return await outbound_state(pair.tongliang, message_id) == "delivered"
 
     await eventually(delivered, what="delivery after re-drive")
-    redriven = [
-        e for e in iter_log_file(pair.tongliang.config.node.database) if e.kind == "redriven"
-    ]
+    redriven = await log_entries(pair.tongliang, "redriven")
     assert json.loads(redriven[0].detail)["operator"] == pair.accounts[Role.ADMIN].username
 
 

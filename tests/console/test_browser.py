@@ -22,6 +22,7 @@ from console_support import (
     Account,
     ConsolePair,
     eventually,
+    log_entries,
     outbound_state,
     record,
     send_local,
@@ -29,7 +30,6 @@ from console_support import (
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from gateway.console import Role
-from gateway.store.sqlite import iter_log_file
 
 pytestmark = pytest.mark.e2e
 
@@ -146,11 +146,7 @@ async def test_officer_unmasks_and_the_view_is_logged(
     )
     # The view is in the transfer log (and on the record's own timeline).
     await expect(page.locator("#timeline tr[data-kind='personal_data_viewed']")).to_have_count(1)
-    entries = [
-        e
-        for e in iter_log_file(console_pair.tongliang.config.node.database)
-        if e.kind == "personal_data_viewed"
-    ]
+    entries = await log_entries(console_pair.tongliang, "personal_data_viewed")
     assert [e.message_id for e in entries] == [message_id]
     assert json.loads(entries[0].detail)["operator"] == officer.username
     await page.context.close()

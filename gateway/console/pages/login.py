@@ -1,0 +1,136 @@
+"""Log in and out, the session, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from gateway.console.accounts import Permission
+from gateway.console.auth import SESSION, safe_next
+from gateway.console.errors import BadRequest, TooManyAttempts, Unauthenticated, http_error
+from gateway.console.openapi import openapi_document
+from gateway.console.routes import ROUTES
+
+if TYPE_CHECKING:
+    from gateway.console.app import Console
+
+__all__ = ["LoginPages"]
+
+_log = logging.getLogger("chuanyu.console")
+
+
+class LoginPages:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.guard = console.guard
+        self.accounts = console.accounts
+
+    async def login_page(self, request: web.Request) -> web.StreamResponse:
+        return self._login_form(request, "", status=200)
+
+    def _login_form(self, request: web.Request, error: str, *, status: int) -> web.Response:
+        login_csrf = secrets.token_urlsafe(24)
+        response = self.console.render(
+            request,
+            "login.html",
+            {
+                "title": "登录",
+                "error": error,
+                "login_csrf": login_csrf,
+                "next": safe_next(request.query.get("next", "/")),
+            },
+            status=status,
+        )
+        self.guard.set_login_cookie(response, login_csrf)
+        return response
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        is_json = request.content_type == "application/json"
+        if is_json:
+            try:
+                body = await request.json()
+            except ValueError:
+                raise BadRequest("请求体不是 JSON") from None
+            if not isinstance(body, dict):
+                raise BadRequest("请求体应为对象")
+            username, password = str(body.get("username", "")), str(body.get("password", ""))
+            target = "/"
+        else:
+            form = await request.post()
+            username, password = str(form.get("username", "")), str(form.get("password", ""))
+            target = safe_next(str(form.get("next", "/")))
+            # Log-in CSRF: the form must come from our own page (cookie and field agree).
+            expected = request.cookies.get(self.guard.login_cookie, "")
+            sent = str(form.get("csrf_token", ""))
+            if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+                return self._login_form(request, "页面已过期，请重新登录", status=403)
+        username = username.strip().lower()
+        address = request.remote or "unknown"
+        wait = self.console.throttle.retry_after(username, address)
+        if wait > 0:
+            locked = TooManyAttempts(
+                f"登录失败次数过多，请 {int(wait) + 1} 秒后再试", retry_after=wait
+            )
+            if is_json:
+                raise locked
+            error = http_error(locked)
+            page = self._login_form(request, error.message, status=error.status)
+            page.headers["Retry-After"] = str(int(wait) + 1)
+            return page
+        operator = await self.accounts.authenticate(username, password)
+        if operator is None:
+            self.console.throttle.failed(username, address)
+            _log.warning("console log-in failed for %r from %s", username[:64], address)
+            if is_json:
+                raise Unauthenticated("用户名或密码错误")
+            return self._login_form(
+                request, "用户名或密码错误", status=http_error(Unauthenticated("")).status
+            )
+        self.console.throttle.succeeded(username)
+        token, session = await self.accounts.create_session(
+            operator, self.console.settings.session_minutes * 60.0
+        )
+        _log.info("console log-in: %s (%s)", operator.username, operator.role.value)
+        response: web.Response
+        if is_json:
+            response = web.json_response(
+                {
+                    "username": operator.username,
+                    "role": operator.role.value,
+                    "csrf_token": session.csrf_token,
+                    "expires_at": session.expires_at,
+                }
+            )
+        else:
+            # Built, not raised: the session cookie must ride on this redirect.
+            response = web.Response(status=302, headers={"Location": target})
+        self.guard.set_session_cookie(response, token)
+        response.del_cookie(self.guard.login_cookie, path="/login")
+        return response
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        token = request.cookies.get(self.guard.cookie, "")
+        if token:
+            await self.accounts.end_session(token)
+        response = web.Response(status=302, headers={"Location": "/login"})
+        response.del_cookie(self.guard.cookie, path="/")
+        return response
+
+    async def session_api(self, request: web.Request) -> web.StreamResponse:
+        session = request[SESSION]
+        return web.json_response(
+            {
+                "username": session.operator.username,
+                "role": session.operator.role.value,
+                "csrf_token": session.csrf_token,
+                "expires_at": session.expires_at,
+                "permissions": sorted(p.value for p in Permission if session.operator.may(p)),
+            }
+        )
+
+    async def openapi(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(openapi_document(ROUTES, self.console.backend.bureau))
