@@ -33,11 +33,12 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/pytest
 
-## make check: formatting, lint, types, wire-contract lint
+## make check: formatting, lint, types, import contracts, wire-contract lint
 check: $(STAMP) $(BUF)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	# Test folders have no packages (pytest imports them by path): one mypy run each.
 	for d in tests/unit tests/adapters tests/e2e tests/store tests/console; do MYPYPATH=$$d:tests/e2e $(BIN)/mypy $$d || exit 1; done
 	$(BUF) lint

@@ -14,7 +14,7 @@ from gateway.console.pages.tail import TailPages
 from gateway.console.pages.transfers import TransferPages
 
 if TYPE_CHECKING:
-    from gateway.console.app import Console
+    from gateway.console.context import PageContext
 
 __all__ = [
     "DeadLetterPages",
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-def page_objects(console: Console) -> list[object]:
+def page_objects(console: PageContext) -> list[object]:
     return [
         page(console)
         for page in (

@@ -12,7 +12,7 @@ from gateway.console.auth import SESSION
 from gateway.console.errors import NotDeadLettered
 
 if TYPE_CHECKING:
-    from gateway.console.app import Console
+    from gateway.console.context import PageContext
 
 __all__ = ["DeadLetterPages"]
 
@@ -20,7 +20,7 @@ _log = logging.getLogger("chuanyu.console")
 
 
 class DeadLetterPages:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: PageContext) -> None:
         self.console = console
         self.backend = console.backend
 

@@ -15,13 +15,13 @@ from gateway.console.health import certificate_statuses
 from gateway.console.metrics import GaugeSnapshot
 
 if TYPE_CHECKING:
-    from gateway.console.app import Console
+    from gateway.console.context import PageContext
 
 __all__ = ["HealthPages"]
 
 
 class HealthPages:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: PageContext) -> None:
         self.console = console
         self.backend = console.backend
 

@@ -16,7 +16,7 @@ from gateway.console.openapi import openapi_document
 from gateway.console.routes import ROUTES
 
 if TYPE_CHECKING:
-    from gateway.console.app import Console
+    from gateway.console.context import PageContext
 
 __all__ = ["LoginPages"]
 
@@ -24,7 +24,7 @@ _log = logging.getLogger("chuanyu.console")
 
 
 class LoginPages:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: PageContext) -> None:
         self.console = console
         self.guard = console.guard
         self.accounts = console.accounts

@@ -14,7 +14,7 @@ from gateway.console.health import CertificateStatus, certificate_statuses
 from gateway.console.labels import beijing_text
 
 if TYPE_CHECKING:
-    from gateway.console.app import Console
+    from gateway.console.context import PageContext
 
 __all__ = ["OverviewPages", "throughput_chart"]
 
@@ -40,7 +40,7 @@ _BLANK = dict.fromkeys(
 
 
 class OverviewPages:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: PageContext) -> None:
         self.console = console
         self.backend = console.backend
 

@@ -16,7 +16,7 @@ from gateway.store.reads import DIRECTIONS
 from gateway.translog import Direction, EventKind, LogEvent
 
 if TYPE_CHECKING:
-    from gateway.console.app import Console
+    from gateway.console.context import PageContext
 
 __all__ = ["RecordPages", "flatten_record"]
 
@@ -24,7 +24,7 @@ _log = logging.getLogger("chuanyu.console")
 
 
 class RecordPages:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: PageContext) -> None:
         self.console = console
         self.backend = console.backend
 

@@ -15,13 +15,13 @@ from gateway.console.auth import SECURITY_HEADERS
 from gateway.console.errors import BadRequest
 
 if TYPE_CHECKING:
-    from gateway.console.app import Console
+    from gateway.console.context import PageContext
 
 __all__ = ["TailPages"]
 
 
 class TailPages:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: PageContext) -> None:
         self.console = console
         self.reads = console.backend.reads
 

@@ -15,7 +15,7 @@ from gateway.console.routes import TRANSFER_QUERY
 from gateway.store.reads import DIRECTIONS, STATUSES, TransferFilter, TransferPage
 
 if TYPE_CHECKING:
-    from gateway.console.app import Console
+    from gateway.console.context import PageContext
 
 __all__ = ["TransferPages", "parse_time"]
 
@@ -62,7 +62,7 @@ def transfer_filter(request: web.Request) -> TransferFilter:
 
 
 class TransferPages:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: PageContext) -> None:
         self.console = console
         self.backend = console.backend
 
