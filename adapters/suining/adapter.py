@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
@@ -10,6 +9,7 @@ from typing import Any, BinaryIO
 from lxml import etree
 
 from adapters._schema import FieldProblem
+from adapters.suining.stream import _MessageStream
 from adapters.suining.tables import (
     _BY_RECORD_TYPE,
     _BY_TAG,
@@ -113,86 +113,14 @@ class SuiningAdapter(LocalAdapter):
         )
 
     def iter_decode(self, stream: BinaryIO) -> Iterator[Record]:
-        """Stream the records of ``BWTI``: GB18030 is decoded chunk by chunk and fed to
-        lxml's pull parser; each record element is dropped once read."""
+        """Stream the records of ``BWTI`` in bounded memory (see :class:`_MessageStream`)."""
         head = stream.read(max(_CHUNK, 4096))  # the whole prolog, whatever the chunk size
         declaration = _DECLARATION.match(head)
         if declaration is None or declaration.group(1).decode("ascii").upper() != "GB18030":
             # Let the whole-file path produce its precise error for a bad prolog.
             self._parse(head)
             raise self._refuse("xml.declaration", "the file must declare GB18030")
-        decoder = codecs.getincrementaldecoder("gb18030")()
-        parser = etree.XMLPullParser(
-            events=("start", "end"),
-            encoding="utf-8",
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-            remove_comments=True,
-            remove_pis=True,
-        )
-        reader = _Reader()
-        first = True
-        depth = 0
-        header: dict[str, Any] = {}
-        count = 0
-        chunk = head[declaration.end() :]
-        while True:
-            try:
-                text = decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                raise self._refuse("encoding.gb18030", f"not GB18030: {exc.reason}") from exc
-            if first and _PROLOG_DOCTYPE.match(text):
-                raise self._refuse(
-                    "xml.doctype",
-                    "a DOCTYPE (and with it any entity declaration) is refused outright",
-                )
-            first = first and not text.strip()
-            try:
-                parser.feed(text.encode("utf-8"))
-                events: list[Any] = list(parser.read_events()) if chunk else []
-                if not chunk:
-                    parser.close()
-                    events = list(parser.read_events())
-            except etree.XMLSyntaxError as exc:
-                raise self._refuse("xml.syntax", f"not well-formed XML: {exc.msg}") from exc
-            for event, element in events:
-                if event == "start":
-                    depth += 1
-                    if depth == 1 and element.tag != ROOT:
-                        raise self._refuse(
-                            "xml.structure", f"the root element must be {ROOT}", str(element.tag)
-                        )
-                    continue
-                depth -= 1
-                if depth == 1 and element.tag == HEADER:
-                    header = self._header(reader, element)
-                elif depth == 2 and element.getparent().tag == BODY:
-                    count += 1
-                    yield self._stream_record(reader, element, count)
-                    element.clear()
-                    body = element.getparent()
-                    while len(body) and body[0] is not element:
-                        del body[0]
-                elif depth == 1 and element.tag != BODY:
-                    raise self._refuse(
-                        "xml.structure", f"{ROOT} must hold {HEADER} then {BODY}", ROOT
-                    )
-                if reader.problems:
-                    raise LocalFileInvalid(reader.problems[:MAX_PROBLEMS], adapter=self.name)
-            if not chunk:
-                break
-            chunk = stream.read(_CHUNK)
-        if not header:
-            raise self._refuse("xml.structure", f"{ROOT} must hold {HEADER} then {BODY}", ROOT)
-        declared = header.get("JLS")
-        if isinstance(declared, int) and declared != count:
-            raise self._refuse(
-                "batch.count_mismatch",
-                f"JLS says {declared} records but {BODY} holds {count}",
-                f"{HEADER}/JLS",
-            )
+        yield from _MessageStream(self, stream).records(head[declaration.end() :])
 
     def _stream_record(self, reader: _Reader, element: Any, position: int) -> Record:
         schema = _BY_TAG.get(str(element.tag))

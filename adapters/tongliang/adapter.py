@@ -5,9 +5,9 @@ from __future__ import annotations
 import codecs
 import io
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 from adapters.tongliang.tables import (
     _BY_LOCAL_TYPE,
@@ -57,6 +57,74 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+class _ArrayReader:
+    """Reads a top-level JSON array from text, one element at a time.
+
+    ``raw_decode`` parses one element from a text buffer that is refilled as it
+    runs dry, so a file of any length holds one record (and one chunk) in memory.
+    """
+
+    def __init__(self, text: TextIO, refuse: Callable[[str, str], LocalFileInvalid]) -> None:
+        self._text = text
+        self._refuse = refuse
+        self._buffer = ""
+        self._decoder = json.JSONDecoder(
+            object_pairs_hook=_refuse_duplicates,
+            parse_float=Decimal,
+            parse_constant=_refuse_constant,
+        )
+
+    def items(self) -> Iterator[Any]:
+        if self._skip_space() != "[":
+            raise self._refuse("json.structure", "the file must be a JSON array of records")
+        self._buffer = self._buffer[1:]
+        if self._skip_space() == "]":
+            self._buffer = self._buffer[1:]
+        else:
+            yield from self._elements()
+        if self._skip_space():
+            raise self._refuse("json.syntax", "text after the closing ] of the array")
+
+    def _elements(self) -> Iterator[Any]:
+        while True:
+            yield self._element()
+            separator = self._skip_space()
+            self._buffer = self._buffer[1:]
+            if separator == "]":
+                return
+            if separator != ",":
+                raise self._refuse(
+                    "json.syntax", "records must be separated by commas and end with ]"
+                )
+
+    def _element(self) -> Any:
+        self._skip_space()
+        while True:
+            try:
+                item, end = self._decoder.raw_decode(self._buffer)
+            except json.JSONDecodeError:
+                # Incomplete (the buffer ran dry) unless it is already huge.
+                if len(self._buffer) > _MAX_RECORD_TEXT or not self._fill():
+                    raise
+                continue
+            self._buffer = self._buffer[end:]
+            return item
+
+    def _fill(self) -> bool:
+        try:
+            chunk = self._text.read(_CHUNK)
+        except UnicodeDecodeError as exc:
+            raise self._refuse("encoding.utf8", f"not UTF-8: {exc.reason}") from exc
+        self._buffer += chunk
+        return bool(chunk)
+
+    def _skip_space(self) -> str:
+        while True:
+            self._buffer = self._buffer.lstrip(" \t\r\n")
+            if self._buffer or not self._fill():
+                return self._buffer[:1]
 
 
 class TongliangAdapter(LocalAdapter):
@@ -112,65 +180,10 @@ class TongliangAdapter(LocalAdapter):
         return schema.decode(item, position=position, style=_STYLE, ignore=_IGNORED)
 
     def _stream_items(self, stream: BinaryIO) -> Iterator[Any]:
-        """The elements of a top-level JSON array, one at a time (stdlib only).
-
-        ``raw_decode`` parses one element from a text buffer that is refilled as it
-        runs dry, so a file of any length holds one record (and one chunk) in memory.
-        """
-        decoder = json.JSONDecoder(
-            object_pairs_hook=_refuse_duplicates,
-            parse_float=Decimal,
-            parse_constant=_refuse_constant,
-        )
+        """The elements of a top-level JSON array, one at a time (stdlib only)."""
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-        buffer, eof = "", False
-
-        def fill() -> bool:
-            nonlocal buffer, eof
-            try:
-                chunk = text.read(_CHUNK)
-            except UnicodeDecodeError as exc:
-                raise self._refuse("encoding.utf8", f"not UTF-8: {exc.reason}") from exc
-            eof = not chunk
-            buffer += chunk
-            return not eof
-
-        def skip_space() -> str:
-            nonlocal buffer
-            while True:
-                buffer = buffer.lstrip(" \t\r\n")
-                if buffer or not fill():
-                    return buffer[:1]
-
         try:
-            if skip_space() != "[":
-                raise self._refuse("json.structure", "the file must be a JSON array of records")
-            buffer = buffer[1:]
-            if skip_space() == "]":
-                buffer = buffer[1:]
-            else:
-                while True:
-                    skip_space()
-                    while True:
-                        try:
-                            item, end = decoder.raw_decode(buffer)
-                            break
-                        except json.JSONDecodeError:
-                            # Incomplete (the buffer ran dry) unless it is already huge.
-                            if len(buffer) > _MAX_RECORD_TEXT or not fill():
-                                raise
-                    buffer = buffer[end:]
-                    yield item
-                    separator = skip_space()
-                    buffer = buffer[1:]
-                    if separator == "]":
-                        break
-                    if separator != ",":
-                        raise self._refuse(
-                            "json.syntax", "records must be separated by commas and end with ]"
-                        )
-            if skip_space():
-                raise self._refuse("json.syntax", "text after the closing ] of the array")
+            yield from _ArrayReader(text, self._refuse).items()
         except _DuplicateKey as exc:
             raise self._refuse(
                 "json.duplicate_key", f"key {exc} appears twice in one object"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import types
 from collections.abc import Mapping
@@ -248,64 +249,12 @@ def parse_agreement(data: Mapping[str, Any], source: str = "<memory>") -> Agreem
     """Validate one parsed agreement file; :class:`AgreementFileInvalid` lists every problem."""
     problems = _Problems(source)
     problems.unknown_keys(data, _TOP_KEYS, "")
-    agreement_id = problems.text(data, "id", "", required=True)
-    if agreement_id is not None and not _ID.fullmatch(agreement_id):
-        problems.add(
-            "id", "id.format", "must be letters, digits, '.', '_' or '-' (at most 100 characters)"
-        )
+    agreement_id = _parse_id(data, problems)
     title = problems.text(data, "title", "", required=True)
-
-    parties: tuple[str, ...] = ()
-    raw_parties = data.get("parties")
-    if raw_parties is None:
-        problems.add("parties", "key.missing", "required key is missing")
-    elif not isinstance(raw_parties, list) or len(raw_parties) < 2:
-        problems.add("parties", "parties.count", "must list at least two bureau ids")
-    else:
-        checked = [problems.bureau(v, f"parties[{i}]") for i, v in enumerate(raw_parties)]
-        parties = tuple(b for b in checked if b is not None)
-        if len(set(parties)) != len(parties):
-            problems.add("parties", "parties.duplicate", "a bureau is listed twice")
-
-    effective_from = problems.date(data, "effective_from", required=True)
-    effective_until = problems.date(data, "effective_until", required=False)
-    if effective_from and effective_until and effective_until < effective_from:
-        problems.add(
-            "effective_until",
-            "dates.order",
-            f"{effective_until.isoformat()} is before effective_from {effective_from.isoformat()}",
-        )
-
-    suite = problems.text(data, "signature_suite", "", required=False)
-    if suite is not None and suite not in KNOWN_SUITES:
-        problems.add(
-            "signature_suite",
-            "suite.unknown",
-            f"unknown suite {suite!r} (known: {', '.join(sorted(KNOWN_SUITES))})",
-        )
-
-    directions: dict[tuple[str, str], DirectionTerms] = {}
-    raw_directions = data.get("directions")
-    if raw_directions is None:
-        problems.add("directions", "key.missing", "required key is missing ([[directions]])")
-    elif not isinstance(raw_directions, list) or not raw_directions:
-        problems.add("directions", "type.array", "must be one or more [[directions]] tables")
-    else:
-        for index, raw in enumerate(raw_directions):
-            direction = _parse_direction(raw, index, parties, problems)
-            if direction is None:
-                continue
-            pair = (direction.sender, direction.receiver)
-            if pair in directions:
-                problems.add(
-                    f"directions[{index}]",
-                    "direction.duplicate",
-                    f"{pair[0]} → {pair[1]} is already described by an earlier [[directions]]",
-                )
-                continue
-            directions[pair] = direction
-        _check_feedback_answers(directions, raw_directions, problems)
-
+    parties = _parse_parties(data, problems)
+    effective_from, effective_until = _parse_dates(data, problems)
+    suite = _parse_suite(data, problems)
+    directions = _parse_directions(data, parties, problems)
     if problems.found:
         raise AgreementFileInvalid(problems.found)
     assert agreement_id is not None and title is not None and effective_from is not None
@@ -319,6 +268,83 @@ def parse_agreement(data: Mapping[str, Any], source: str = "<memory>") -> Agreem
         directions=types.MappingProxyType(directions),
         source=source,
     )
+
+
+def _parse_id(data: Mapping[str, Any], problems: _Problems) -> str | None:
+    agreement_id = problems.text(data, "id", "", required=True)
+    if agreement_id is not None and not _ID.fullmatch(agreement_id):
+        problems.add(
+            "id", "id.format", "must be letters, digits, '.', '_' or '-' (at most 100 characters)"
+        )
+    return agreement_id
+
+
+def _parse_parties(data: Mapping[str, Any], problems: _Problems) -> tuple[str, ...]:
+    raw_parties = data.get("parties")
+    if raw_parties is None:
+        problems.add("parties", "key.missing", "required key is missing")
+        return ()
+    if not isinstance(raw_parties, list) or len(raw_parties) < 2:
+        problems.add("parties", "parties.count", "must list at least two bureau ids")
+        return ()
+    checked = [problems.bureau(v, f"parties[{i}]") for i, v in enumerate(raw_parties)]
+    parties = tuple(b for b in checked if b is not None)
+    if len(set(parties)) != len(parties):
+        problems.add("parties", "parties.duplicate", "a bureau is listed twice")
+    return parties
+
+
+def _parse_dates(
+    data: Mapping[str, Any], problems: _Problems
+) -> tuple[dt.date | None, dt.date | None]:
+    effective_from = problems.date(data, "effective_from", required=True)
+    effective_until = problems.date(data, "effective_until", required=False)
+    if effective_from and effective_until and effective_until < effective_from:
+        problems.add(
+            "effective_until",
+            "dates.order",
+            f"{effective_until.isoformat()} is before effective_from {effective_from.isoformat()}",
+        )
+    return effective_from, effective_until
+
+
+def _parse_suite(data: Mapping[str, Any], problems: _Problems) -> str | None:
+    suite = problems.text(data, "signature_suite", "", required=False)
+    if suite is not None and suite not in KNOWN_SUITES:
+        problems.add(
+            "signature_suite",
+            "suite.unknown",
+            f"unknown suite {suite!r} (known: {', '.join(sorted(KNOWN_SUITES))})",
+        )
+    return suite
+
+
+def _parse_directions(
+    data: Mapping[str, Any], parties: tuple[str, ...], problems: _Problems
+) -> dict[tuple[str, str], DirectionTerms]:
+    directions: dict[tuple[str, str], DirectionTerms] = {}
+    raw_directions = data.get("directions")
+    if raw_directions is None:
+        problems.add("directions", "key.missing", "required key is missing ([[directions]])")
+        return directions
+    if not isinstance(raw_directions, list) or not raw_directions:
+        problems.add("directions", "type.array", "must be one or more [[directions]] tables")
+        return directions
+    for index, raw in enumerate(raw_directions):
+        direction = _parse_direction(raw, index, parties, problems)
+        if direction is None:
+            continue
+        pair = (direction.sender, direction.receiver)
+        if pair in directions:
+            problems.add(
+                f"directions[{index}]",
+                "direction.duplicate",
+                f"{pair[0]} → {pair[1]} is already described by an earlier [[directions]]",
+            )
+            continue
+        directions[pair] = direction
+    _check_feedback_answers(directions, raw_directions, problems)
+    return directions
 
 
 def _check_feedback_answers(

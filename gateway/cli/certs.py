@@ -265,12 +265,7 @@ def _status(args: argparse.Namespace) -> int:
     # A CRL is re-issued far more often than certificates: its own, shorter horizon.
     crl_warn = dt.timedelta(days=args.crl_warn_days)
     crl = load_crls(layout.crl)[0] if layout.crl.exists() else None
-    lines = [_StatusLine(layout.ca_cert, load_certificate(layout.ca_cert), in_use=True)]
-    for folder in sorted(p for p in layout.directory.iterdir() if p.is_dir()):
-        for name in _STATUS_FILES:
-            path = folder / name
-            if path.exists():
-                lines.append(_StatusLine(path, load_certificate(path), name != _STATUS_FILES[-1]))
+    lines = _status_lines(layout)
     ca = lines[0].cert
     failed = False
     warnings: list[str] = []
@@ -278,50 +273,94 @@ def _status(args: argparse.Namespace) -> int:
         # A CRL we cannot trust says nothing about revocation: show that, do not guess.
         print(f"{layout.crl}  NOT issued by ca.pem: ignored")
         crl, failed = None, True
+    view = _StatusView(layout, ca, crl, now)
     for line in lines:
-        cert = line.cert
-        left = certificate_expiry(cert, now)
-        revoked = None
-        if crl is not None and crl.issuer == cert.issuer and line.path != layout.ca_cert:
-            revoked = revocation_reason(crl, cert)
-        state = "ok"
-        if revoked is not None:
-            state = f"REVOKED ({revoked.value})"
-        elif left < dt.timedelta(0):
-            state = "EXPIRED"
-        elif now < cert.not_valid_before_utc:
-            state = "NOT YET VALID"
-        if not line.in_use:
-            state += "  (previous, not in use)"
-        elif state != "ok":
-            failed = True
-        if line.path != layout.ca_cert and not is_issued_by(cert, ca):
-            state += "  NOT issued by ca.pem"
-            failed = failed or line.in_use
-        print(
-            f"{line.path}  bureau={bureau_of(cert) or '-'}  role={certificate_role(cert)}  "
-            f"suite={signing_suite_of(cert) or '-'}  key_id={key_id(cert)}  "
-            f"not_after={cert.not_valid_after_utc.isoformat()}  days_left={left.days}  {state}"
-        )
-        if line.in_use and revoked is None and dt.timedelta(0) <= left <= warn:
-            warnings.append(f"WARN {line.path} expires in {left.days} days")
-    if crl is None:
-        if not layout.crl.exists():
-            print(f"{layout.crl}  absent: no certificate is revoked (`certs crl` makes one)")
-    else:
-        print(f"{layout.crl}  {_crl_summary(crl)}")
-        next_update = crl.next_update_utc
-        if next_update is not None and next_update < now:
-            print(f"{layout.crl}  EXPIRED: verifiers holding it refuse every certificate")
-            failed = True
-        elif next_update is not None and next_update - now <= crl_warn:
-            warnings.append(
-                f"WARN {layout.crl} next update due in {(next_update - now).days} days "
-                "(run `certs crl`)"
-            )
+        failed = _certificate_status(view, line, warn, warnings) or failed
+    failed = _crl_status(view, crl_warn, warnings) or failed
     for warning in warnings:
         print(warning)
     return 1 if failed else 0
+
+
+@dataclass(frozen=True)
+class _StatusView:
+    layout: PkiLayout
+    ca: x509.Certificate
+    crl: x509.CertificateRevocationList | None
+    now: dt.datetime
+
+
+def _status_lines(layout: PkiLayout) -> list[_StatusLine]:
+    lines = [_StatusLine(layout.ca_cert, load_certificate(layout.ca_cert), in_use=True)]
+    for folder in sorted(p for p in layout.directory.iterdir() if p.is_dir()):
+        for name in _STATUS_FILES:
+            path = folder / name
+            if path.exists():
+                lines.append(_StatusLine(path, load_certificate(path), name != _STATUS_FILES[-1]))
+    return lines
+
+
+def _certificate_status(
+    view: _StatusView, line: _StatusLine, warn: dt.timedelta, warnings: list[str]
+) -> bool:
+    """Print one certificate's line; whether it fails the check."""
+    cert = line.cert
+    left = certificate_expiry(cert, view.now)
+    revoked = None
+    if view.crl is not None and view.crl.issuer == cert.issuer and line.path != view.layout.ca_cert:
+        revoked = revocation_reason(view.crl, cert)
+    state = _validity(cert, revoked, left, view.now)
+    failed = False
+    if not line.in_use:
+        state += "  (previous, not in use)"
+    elif state != "ok":
+        failed = True
+    if line.path != view.layout.ca_cert and not is_issued_by(cert, view.ca):
+        state += "  NOT issued by ca.pem"
+        failed = failed or line.in_use
+    print(
+        f"{line.path}  bureau={bureau_of(cert) or '-'}  role={certificate_role(cert)}  "
+        f"suite={signing_suite_of(cert) or '-'}  key_id={key_id(cert)}  "
+        f"not_after={cert.not_valid_after_utc.isoformat()}  days_left={left.days}  {state}"
+    )
+    if line.in_use and revoked is None and dt.timedelta(0) <= left <= warn:
+        warnings.append(f"WARN {line.path} expires in {left.days} days")
+    return failed
+
+
+def _validity(
+    cert: x509.Certificate,
+    revoked: x509.ReasonFlags | None,
+    left: dt.timedelta,
+    now: dt.datetime,
+) -> str:
+    if revoked is not None:
+        return f"REVOKED ({revoked.value})"
+    if left < dt.timedelta(0):
+        return "EXPIRED"
+    if now < cert.not_valid_before_utc:
+        return "NOT YET VALID"
+    return "ok"
+
+
+def _crl_status(view: _StatusView, crl_warn: dt.timedelta, warnings: list[str]) -> bool:
+    """Print the CRL's line; whether it fails the check."""
+    layout, crl, now = view.layout, view.crl, view.now
+    if crl is None:
+        if not layout.crl.exists():
+            print(f"{layout.crl}  absent: no certificate is revoked (`certs crl` makes one)")
+        return False
+    print(f"{layout.crl}  {_crl_summary(crl)}")
+    next_update = crl.next_update_utc
+    if next_update is not None and next_update < now:
+        print(f"{layout.crl}  EXPIRED: verifiers holding it refuse every certificate")
+        return True
+    if next_update is not None and next_update - now <= crl_warn:
+        warnings.append(
+            f"WARN {layout.crl} next update due in {(next_update - now).days} days "
+            "(run `certs crl`)"
+        )
+    return False
 
 
 def _crl_summary(crl: x509.CertificateRevocationList) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 
@@ -23,6 +24,111 @@ __all__ = ["EXCHANGE_SERVICE", "exchange_handler"]
 
 EXCHANGE_SERVICE = "chuanyu.exchange.v1.ExchangeService"
 
+# What the reader hands the writer: an answer, a bug that ends the call, or the end.
+_Result = xpb.SubmitStreamResponse | Exception | None
+
+
+@dataclass(frozen=True)
+class _Exchange:
+    inbound: InboundService
+    signal: InboxSignal
+    verifier: SigningCertificateVerifier
+    limiter: PeerLimiter
+    reconciler: Reconciler
+    stream_window: int
+
+    async def reconcile(
+        self, request: xpb.ReconcileRequest, context: Context
+    ) -> xpb.ReconcileResponse:
+        peer = tls_peer_bureau(context, self.verifier)
+        self.limiter.admit(peer or "")
+        try:
+            return await self.reconciler.answer(request, tls_peer=peer)
+        finally:
+            self.limiter.release(peer or "")
+
+    async def submit(self, request: xpb.SubmitRequest, context: Context) -> xpb.SubmitResponse:
+        peer = tls_peer_bureau(context, self.verifier)
+        self.limiter.admit(peer or "")
+        try:
+            receipt = await self.inbound.accept(request.envelope, tls_peer=peer)
+        finally:
+            self.limiter.release(peer or "")
+        self.signal.notify()
+        return xpb.SubmitResponse(receipt=receipt)
+
+    def submit_stream(
+        self, requests: AsyncIterator[bytes], context: Context
+    ) -> AsyncIterator[xpb.SubmitStreamResponse]:
+        peer = tls_peer_bureau(context, self.verifier)
+        return _BulkStream(self, peer).answer(requests)
+
+
+class _BulkStream:
+    """One ``SubmitStream`` call: a reader that starts one step per envelope, and a writer
+    that sends their answers as they finish, at most ``stream_window`` unsent at a time."""
+
+    def __init__(self, exchange: _Exchange, peer: str | None) -> None:
+        self._exchange = exchange
+        self._peer = peer
+        self._results: asyncio.Queue[_Result] = asyncio.Queue()
+        self._window = asyncio.Semaphore(exchange.stream_window)
+
+    async def answer(
+        self, requests: AsyncIterator[bytes]
+    ) -> AsyncIterator[xpb.SubmitStreamResponse]:
+        reader = asyncio.create_task(self._read_all(requests))
+        try:
+            while (response := await self._results.get()) is not None:
+                if isinstance(response, Exception):
+                    raise response
+                yield response
+                # The window bounds answers not yet sent, not only work in progress:
+                # a client that writes without reading cannot make us buffer without end.
+                self._window.release()
+            await reader
+        finally:
+            reader.cancel()
+
+    async def _read_all(self, requests: AsyncIterator[bytes]) -> None:
+        # A bulk stream is never refused for load: it is slowed, envelope by envelope.
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            sequence = 0
+            async for data in requests:
+                await self._window.acquire()
+                await self._exchange.limiter.pace(self._peer or "")
+                task = asyncio.create_task(self._one(sequence, data))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                sequence += 1
+            if tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            await self._results.put(None)
+
+    async def _one(self, sequence: int, data: bytes) -> None:
+        inbound, signal = self._exchange.inbound, self._exchange.signal
+        message_id = ""
+        try:
+            request = parse(data, xpb.SubmitStreamRequest)
+            with contextlib.suppress(GatewayError):
+                message_id = parse_header(request.envelope.header).message_id[:64]
+            receipt = await inbound.accept(request.envelope, tls_peer=self._peer)
+            signal.notify()
+            response = xpb.SubmitStreamResponse(
+                message_id=message_id, sequence=sequence, receipt=receipt
+            )
+        except GatewayError as exc:
+            response = xpb.SubmitStreamResponse(
+                message_id=message_id, sequence=sequence, rejection=rejection_for(exc)
+            )
+        except Exception as exc:
+            # A bug: the call ends with the status every call gets for one.
+            await self._results.put(exc)
+            return
+        await self._results.put(response)
+
 
 def exchange_handler(
     inbound: InboundService,
@@ -33,87 +139,12 @@ def exchange_handler(
     *,
     stream_window: int,
 ) -> grpc.GenericRpcHandler:
-    async def reconcile(request: xpb.ReconcileRequest, context: Context) -> xpb.ReconcileResponse:
-        peer = tls_peer_bureau(context, verifier)
-        limiter.admit(peer or "")
-        try:
-            return await reconciler.answer(request, tls_peer=peer)
-        finally:
-            limiter.release(peer or "")
-
-    async def submit(request: xpb.SubmitRequest, context: Context) -> xpb.SubmitResponse:
-        peer = tls_peer_bureau(context, verifier)
-        limiter.admit(peer or "")
-        try:
-            receipt = await inbound.accept(request.envelope, tls_peer=peer)
-        finally:
-            limiter.release(peer or "")
-        signal.notify()
-        return xpb.SubmitResponse(receipt=receipt)
-
-    async def submit_stream(
-        requests: AsyncIterator[bytes], context: Context
-    ) -> AsyncIterator[xpb.SubmitStreamResponse]:
-        peer = tls_peer_bureau(context, verifier)
-        # A bulk stream is never refused for load: it is slowed, envelope by envelope.
-        results: asyncio.Queue[xpb.SubmitStreamResponse | Exception | None] = asyncio.Queue()
-        window = asyncio.Semaphore(stream_window)
-
-        async def one(sequence: int, data: bytes) -> None:
-            message_id = ""
-            try:
-                request = parse(data, xpb.SubmitStreamRequest)
-                with contextlib.suppress(GatewayError):
-                    message_id = parse_header(request.envelope.header).message_id[:64]
-                receipt = await inbound.accept(request.envelope, tls_peer=peer)
-                signal.notify()
-                response = xpb.SubmitStreamResponse(
-                    message_id=message_id, sequence=sequence, receipt=receipt
-                )
-            except GatewayError as exc:
-                response = xpb.SubmitStreamResponse(
-                    message_id=message_id, sequence=sequence, rejection=rejection_for(exc)
-                )
-            except Exception as exc:
-                # A bug: the call ends with the status every call gets for one.
-                await results.put(exc)
-                return
-            await results.put(response)
-
-        async def read_all() -> None:
-            tasks: set[asyncio.Task[None]] = set()
-            try:
-                sequence = 0
-                async for data in requests:
-                    await window.acquire()
-                    await limiter.pace(peer or "")
-                    task = asyncio.create_task(one(sequence, data))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                    sequence += 1
-                if tasks:
-                    await asyncio.gather(*tasks)
-            finally:
-                await results.put(None)
-
-        reader = asyncio.create_task(read_all())
-        try:
-            while (response := await results.get()) is not None:
-                if isinstance(response, Exception):
-                    raise response
-                yield response
-                # The window bounds answers not yet sent, not only work in progress:
-                # a client that writes without reading cannot make us buffer without end.
-                window.release()
-            await reader
-        finally:
-            reader.cancel()
-
+    exchange = _Exchange(inbound, signal, verifier, limiter, reconciler, stream_window)
     return grpc.method_handlers_generic_handler(
         EXCHANGE_SERVICE,
         {
-            "Submit": unary(xpb.SubmitRequest, submit),
-            "SubmitStream": bidi_stream(submit_stream),
-            "Reconcile": unary(xpb.ReconcileRequest, reconcile),
+            "Submit": unary(xpb.SubmitRequest, exchange.submit),
+            "SubmitStream": bidi_stream(exchange.submit_stream),
+            "Reconcile": unary(xpb.ReconcileRequest, exchange.reconcile),
         },
     )
