@@ -324,12 +324,8 @@ def _console_logins(nodes: list[DemoNode], workdir: Path) -> list[str]:
     return lines
 
 
-def run_demo(workdir: Path, *, keep_running: bool | None = None) -> int:
-    """Run the demo; ``keep_running`` (default: when stdin is a terminal) leaves the nodes
-    and their consoles up until Enter is pressed."""
-    if keep_running is None:
-        keep_running = sys.stdin.isatty()
-    workdir = workdir.resolve()
+def _prepare(workdir: Path) -> tuple[list[DemoNode], PkiLayout]:
+    """A fresh work directory: certificates, agreements and both nodes' configurations."""
     for stale in ("data", "logs", "exchange", "config"):
         shutil.rmtree(workdir / stale, ignore_errors=True)
     for sub in ("data", "logs", "config"):
@@ -342,13 +338,51 @@ def run_demo(workdir: Path, *, keep_running: bool | None = None) -> int:
         "1. Certificates: cooperation root CA, and for each bureau a TLS certificate and an "
         f"Ed25519 signing certificate bound to urn:chuanyu:bureau:<id> ({certs.directory})"
     )
-    nodes = [
-        _demo_node(workdir, "500151", "重庆市铜梁区市场监督管理局", "tongliang", ".json"),
-        _demo_node(workdir, "510900", "遂宁市市场监督管理局", "suining", ".xml"),
-    ]
-    tongliang, suining = nodes
+    tongliang = _demo_node(workdir, "500151", "重庆市铜梁区市场监督管理局", "tongliang", ".json")
+    suining = _demo_node(workdir, "510900", "遂宁市市场监督管理局", "suining", ".xml")
     _write_config(tongliang, suining, certs)
     _write_config(suining, tongliang, certs)
+    return [tongliang, suining], certs
+
+
+def _logs_intact(nodes: list[DemoNode]) -> bool:
+    """Verify each node's transfer log after the nodes stopped, and say what was found."""
+    intact = True
+    for node in nodes:
+        with open_offline(config=load_config(node.config)) as reader:
+            verdict = verify_chain(reader.iter_log())
+        state = "intact" if verdict.ok else f"BROKEN at entry {verdict.first_bad_seq}"
+        _say(
+            f"   {node.bureau}: {state}, {verdict.entries} entries, head {verdict.head.hex()[:16]}…"
+        )
+        intact = intact and verdict.ok
+    return intact
+
+
+def _look_around(workdir: Path) -> None:
+    rel = workdir.relative_to(Path.cwd()) if workdir.is_relative_to(Path.cwd()) else workdir
+    _say()
+    _say("Look around:")
+    _say(f"   chuanyu-gateway log tail --db {rel}/data/500151.db -n 40")
+    _say(f"   chuanyu-gateway log verify --db {rel}/data/510900.db")
+    _say(
+        f"   chuanyu-gateway envelope export --db {rel}/data/500151.db --message-id ID "
+        "--out /tmp/envelope"
+    )
+    _say("   (then follow docs/signature.md to verify it with openssl alone)")
+    _say(
+        f"   node logs: {rel}/logs/   local folders: {rel}/exchange/<bureau>/{{outbound,inbound}}/"
+    )
+
+
+def run_demo(workdir: Path, *, keep_running: bool | None = None) -> int:
+    """Run the demo; ``keep_running`` (default: when stdin is a terminal) leaves the nodes
+    and their consoles up until Enter is pressed."""
+    if keep_running is None:
+        keep_running = sys.stdin.isatty()
+    workdir = workdir.resolve()
+    nodes, certs = _prepare(workdir)
+    tongliang, suining = nodes
     status = 0
     try:
         for node in nodes:
@@ -367,29 +401,8 @@ def run_demo(workdir: Path, *, keep_running: bool | None = None) -> int:
     finally:
         codes = [_stop(node) for node in nodes]
     _say(f"8. Both nodes stopped (exit codes {codes[0]}, {codes[1]}). Transfer logs:")
-    for node in nodes:
-        with open_offline(config=load_config(node.config)) as reader:
-            verdict = verify_chain(reader.iter_log())
-        state = "intact" if verdict.ok else f"BROKEN at entry {verdict.first_bad_seq}"
-        _say(
-            f"   {node.bureau}: {state}, {verdict.entries} entries, head {verdict.head.hex()[:16]}…"
-        )
-        if not verdict.ok:
-            status = 1
-    if any(code not in (0, None) for code in codes):
+    if not _logs_intact(nodes) or any(code not in (0, None) for code in codes):
         status = 1
-    rel = workdir.relative_to(Path.cwd()) if workdir.is_relative_to(Path.cwd()) else workdir
-    _say()
-    _say("Look around:")
-    _say(f"   chuanyu-gateway log tail --db {rel}/data/500151.db -n 40")
-    _say(f"   chuanyu-gateway log verify --db {rel}/data/510900.db")
-    _say(
-        f"   chuanyu-gateway envelope export --db {rel}/data/500151.db --message-id ID "
-        "--out /tmp/envelope"
-    )
-    _say("   (then follow docs/signature.md to verify it with openssl alone)")
-    _say(
-        f"   node logs: {rel}/logs/   local folders: {rel}/exchange/<bureau>/{{outbound,inbound}}/"
-    )
+    _look_around(workdir)
     _say("demo " + ("completed" if status == 0 else "FAILED"))
     return status

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from lxml import etree
 
@@ -13,8 +13,18 @@ from adapters.suining.xmltree import _CHUNK, _PROLOG_DOCTYPE, _Reader
 from gateway.adapter import MAX_PROBLEMS, LocalFileInvalid
 from gateway.records import Record
 
-if TYPE_CHECKING:
-    from adapters.suining.adapter import SuiningAdapter
+
+class _Decoder(Protocol):
+    """What the stream needs of the adapter that drives it (the adapter satisfies it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def _refuse(self, rule: str, message: str, field: str | None = None) -> LocalFileInvalid: ...
+
+    def _header(self, reader: _Reader, element: Any) -> dict[str, Any]: ...
+
+    def _stream_record(self, reader: _Reader, element: Any, position: int) -> Record: ...
 
 
 class _MessageStream:
@@ -24,7 +34,7 @@ class _MessageStream:
     element is dropped once read, so memory holds one chunk and one record.
     """
 
-    def __init__(self, adapter: SuiningAdapter, stream: BinaryIO) -> None:
+    def __init__(self, adapter: _Decoder, stream: BinaryIO) -> None:
         self._adapter = adapter
         self._stream = stream
         self._decoder = codecs.getincrementaldecoder("gb18030")()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.console.accounts import Permission
+from gateway.console.accounts import Operator, Permission
 from gateway.console.auth import SESSION, safe_next
 from gateway.console.errors import BadRequest, TooManyAttempts, Unauthenticated, http_error
 from gateway.console.openapi import openapi_document
@@ -48,26 +48,35 @@ class LoginPages:
         self.guard.set_login_cookie(response, login_csrf)
         return response
 
-    async def login(self, request: web.Request) -> web.StreamResponse:
-        is_json = request.content_type == "application/json"
-        if is_json:
+    async def _credentials(self, request: web.Request) -> tuple[str, str, str] | web.Response:
+        """(username, password, where to go next) from a JSON or form log-in; a form that
+        did not come from our own log-in page gets the form again."""
+        if request.content_type == "application/json":
             try:
                 body = await request.json()
             except ValueError:
                 raise BadRequest("请求体不是 JSON") from None
             if not isinstance(body, dict):
                 raise BadRequest("请求体应为对象")
-            username, password = str(body.get("username", "")), str(body.get("password", ""))
-            target = "/"
-        else:
-            form = await request.post()
-            username, password = str(form.get("username", "")), str(form.get("password", ""))
-            target = safe_next(str(form.get("next", "/")))
-            # Log-in CSRF: the form must come from our own page (cookie and field agree).
-            expected = request.cookies.get(self.guard.login_cookie, "")
-            sent = str(form.get("csrf_token", ""))
-            if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-                return self._login_form(request, "页面已过期，请重新登录", status=403)
+            return str(body.get("username", "")), str(body.get("password", "")), "/"
+        form = await request.post()
+        # Log-in CSRF: the form must come from our own page (cookie and field agree).
+        expected = request.cookies.get(self.guard.login_cookie, "")
+        sent = str(form.get("csrf_token", ""))
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            return self._login_form(request, "页面已过期，请重新登录", status=403)
+        return (
+            str(form.get("username", "")),
+            str(form.get("password", "")),
+            safe_next(str(form.get("next", "/"))),
+        )
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        is_json = request.content_type == "application/json"
+        credentials = await self._credentials(request)
+        if isinstance(credentials, web.Response):
+            return credentials
+        username, password, target = credentials
         username = username.strip().lower()
         address = request.remote or "unknown"
         wait = self.console.throttle.retry_after(username, address)
@@ -91,6 +100,9 @@ class LoginPages:
                 request, "用户名或密码错误", status=http_error(Unauthenticated("")).status
             )
         self.console.throttle.succeeded(username)
+        return await self._signed_in(operator, target, is_json=is_json)
+
+    async def _signed_in(self, operator: Operator, target: str, *, is_json: bool) -> web.Response:
         token, session = await self.accounts.create_session(
             operator, self.console.settings.session_minutes * 60.0
         )
