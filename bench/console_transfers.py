@@ -34,10 +34,11 @@ import aiohttp
 from gateway.app import build_node, console_of, operator_records
 from gateway.codec import encode_payload
 from gateway.config import parse_config
+from gateway.conformance.samples import sample_record
 from gateway.console import AccountStore, Role
 from gateway.envelope import seal_envelope
 from gateway.pki import PkiLayout, init_pki, key_id, load_certificate, load_private_key
-from gateway.records import RecordType, parse_record
+from gateway.records import RecordType
 from gateway.signing import Ed25519Suite, Signer
 from gateway.store import statements as sql
 from gateway.store.reads import TransferFilter, TransferPage, encode_cursor
@@ -47,23 +48,6 @@ from gateway.translog import GENESIS_HASH, canonical_detail, canonical_entry_byt
 TONGLIANG, SUINING = "500151", "510900"
 AGREEMENTS = Path(__file__).resolve().parents[1] / "agreements"
 RECORD_TYPES = [t.value for t in RecordType]
-_SAMPLE = {
-    "record_type": "business_registration",
-    "uscc": "91500151MA60K3C286",
-    "name": "重庆龙乡优品食品有限公司",
-    "entity_type": "有限责任公司(自然人投资或控股)",
-    "legal_representative": "张三",
-    "legal_representative_id_type": "resident_id",
-    "legal_representative_id_number": "11010519491231002X",
-    "registered_capital": "1000000.00",
-    "established_on": "2021-03-15",
-    "address": "重庆市铜梁区东城街道龙城大道100号",
-    "address_division": "500151",
-    "business_scope": "食品销售；农副产品销售",
-    "registration_authority": "重庆市铜梁区市场监督管理局",
-    "status": "active",
-    "approved_on": "2024-05-06",
-}
 
 
 def _iso(value: dt.datetime) -> str:
@@ -105,7 +89,7 @@ def build_database(path: Path, pki: PkiLayout, log_rows: int) -> None:
         record_type=RecordType.BUSINESS_REGISTRATION,
         agreement_id="SUI-TONG-MR-2024",
         correlation_id="",
-        payload=encode_payload(parse_record(_SAMPLE)),
+        payload=encode_payload(sample_record(RecordType.BUSINESS_REGISTRATION)),
         created_at=dt.datetime.now(dt.UTC),
     ).SerializeToString()
     messages = log_rows // 4

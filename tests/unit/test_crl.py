@@ -37,6 +37,9 @@ from gateway.signing import Signer, suite_named
 
 TONGLIANG, SUINING = "500151", "510900"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+# Certificates made by the fixtures are valid from just before NOW, however late the
+# fixture runs: the module's tests check them at NOW.
+CERTS_FROM = NOW - dt.timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -115,14 +118,14 @@ def test_next_update_never_outlives_the_ca(pki: PkiLayout) -> None:
 
 
 def test_certificates_of_another_ca_cannot_be_revoked(pki: PkiLayout, tmp_path: Path) -> None:
-    foreign = init_pki(tmp_path / "foreign", [TONGLIANG])
+    foreign = init_pki(tmp_path / "foreign", [TONGLIANG], now=CERTS_FROM)
     with pytest.raises(ConfigInvalid, match="not issued by"):
         revoke_certificate(pki, load_certificate(foreign.bureau(TONGLIANG).signing_cert))
     assert not pki.crl.exists()
 
 
 def test_a_crl_not_signed_by_the_ca_is_not_built_upon(pki: PkiLayout, tmp_path: Path) -> None:
-    foreign = init_pki(tmp_path / "foreign", [TONGLIANG])
+    foreign = init_pki(tmp_path / "foreign", [TONGLIANG], now=CERTS_FROM)
     issue_crl(foreign)
     shutil.copy(foreign.crl, pki.crl)
     with pytest.raises(ConfigInvalid, match="not one CRL signed by"):
@@ -221,7 +224,7 @@ def test_several_crls_of_one_ca_are_merged(pki: PkiLayout) -> None:
 
 
 def test_crl_of_another_ca_is_a_config_error(pki: PkiLayout, tmp_path: Path) -> None:
-    foreign = init_pki(tmp_path / "foreign", [TONGLIANG])
+    foreign = init_pki(tmp_path / "foreign", [TONGLIANG], now=CERTS_FROM)
     crl = issue_crl(foreign)
     with pytest.raises(ConfigInvalid, match="not signed by a configured"):
         SigningCertificateVerifier([ca_of(pki)], crls=[crl])
@@ -233,7 +236,7 @@ def test_crl_of_another_ca_is_a_config_error(pki: PkiLayout, tmp_path: Path) -> 
 def test_crl_only_applies_to_its_own_ca(pki: PkiLayout, tmp_path: Path) -> None:
     # During a CA rotation both CAs are trusted; a serial revoked by one CA says
     # nothing about the other CA's certificates.
-    other = init_pki(tmp_path / "other", [TONGLIANG])
+    other = init_pki(tmp_path / "other", [TONGLIANG], now=CERTS_FROM)
     crl = revoke_certificate(pki, load_certificate(pki.bureau(TONGLIANG).signing_cert), now=NOW)
     verifier = SigningCertificateVerifier([ca_of(pki), ca_of(other)], crls=[crl])
     assert verifier.verify(der(other.bureau(TONGLIANG).signing_cert), now=NOW).bureau == TONGLIANG
@@ -295,7 +298,7 @@ def test_check_tls_peer(pki: PkiLayout, tmp_path: Path) -> None:
     assert rejection(lambda: verifier.check_tls_peer(b"junk", now=NOW)).reason == (
         "CERTIFICATE_MALFORMED"
     )
-    foreign = init_pki(tmp_path / "foreign", [TONGLIANG])
+    foreign = init_pki(tmp_path / "foreign", [TONGLIANG], now=CERTS_FROM)
     foreign_pem = foreign.bureau(TONGLIANG).tls_cert.read_bytes()
     assert rejection(lambda: verifier.check_tls_peer(foreign_pem, now=NOW)).reason == (
         "CERTIFICATE_UNTRUSTED"

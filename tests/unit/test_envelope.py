@@ -63,19 +63,22 @@ RecordData = Callable[..., dict[str, Any]]
 
 TONGLIANG, SUINING = "500151", "510900"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=250_000)
+# Certificates made by the fixtures are valid from just before NOW, however late the
+# fixture runs: the module's tests check them at NOW.
+CERTS_FROM = NOW - dt.timedelta(minutes=1)
 AGREEMENT = "CY-AGR-2024-001"
 FRESHNESS = Freshness()  # 15 minutes old, 5 minutes ahead
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
-    return init_pki(tmp_path_factory.mktemp("pki"), [TONGLIANG, SUINING])
+    return init_pki(tmp_path_factory.mktemp("pki"), [TONGLIANG, SUINING], now=CERTS_FROM)
 
 
 @pytest.fixture(scope="module")
 def foreign_pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
     # Same CA name and bureaus, different keys: only the signature chain tells them apart.
-    return init_pki(tmp_path_factory.mktemp("foreign-pki"), [TONGLIANG, SUINING])
+    return init_pki(tmp_path_factory.mktemp("foreign-pki"), [TONGLIANG, SUINING], now=CERTS_FROM)
 
 
 @pytest.fixture(scope="module")

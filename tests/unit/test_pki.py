@@ -35,11 +35,14 @@ PKCS8_PEM_HEADER = b"-----BEGIN " + b"PRIVATE KEY-----"
 
 BUREAUS = ("500151", "510900")
 NOW = dt.datetime.now(dt.UTC)
+# Certificates made by the fixtures are valid from just before NOW, however late the
+# fixture runs: the module's tests check them at NOW.
+CERTS_FROM = NOW - dt.timedelta(minutes=1)
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
-    return init_pki(tmp_path_factory.mktemp("pki"), BUREAUS)
+    return init_pki(tmp_path_factory.mktemp("pki"), BUREAUS, now=CERTS_FROM)
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +306,7 @@ def test_cache_is_bounded(pki: PkiLayout) -> None:
 
 def test_foreign_ca_is_untrusted(tmp_path: Path, verifier: SigningCertificateVerifier) -> None:
     # Same CA name, different key: the signature check, not the name, must refuse it.
-    foreign = init_pki(tmp_path, ["500151"])
+    foreign = init_pki(tmp_path, ["500151"], now=CERTS_FROM)
     data = der(foreign.bureau("500151").signing_cert)
     with pytest.raises(CertificateRejected) as caught:
         verifier.verify(data, now=NOW)

@@ -35,11 +35,14 @@ from gateway.signing import Signer, SM2PrivateKey, suite_named
 
 TONGLIANG, SUINING = "500151", "510900"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+# Certificates made by the fixtures are valid from just before NOW, however late the
+# fixture runs: the module's tests check them at NOW.
+CERTS_FROM = NOW - dt.timedelta(minutes=1)
 
 
 @pytest.fixture
 def pki(tmp_path: Path) -> PkiLayout:
-    return init_pki(tmp_path / "pki", [TONGLIANG, SUINING])
+    return init_pki(tmp_path / "pki", [TONGLIANG, SUINING], now=CERTS_FROM)
 
 
 def signer_from(cert_path: Path, key_path: Path, bureau: str = TONGLIANG) -> Signer:
@@ -201,7 +204,7 @@ def test_interrupted_rotation_is_detected(pki: PkiLayout) -> None:
 
 
 def test_rotation_refuses_a_foreign_certificate(pki: PkiLayout, tmp_path: Path) -> None:
-    foreign = init_pki(tmp_path / "foreign", [TONGLIANG])
+    foreign = init_pki(tmp_path / "foreign", [TONGLIANG], now=CERTS_FROM)
     paths, theirs = pki.bureau(TONGLIANG), foreign.bureau(TONGLIANG)
     paths.signing_cert.write_bytes(theirs.signing_cert.read_bytes())
     paths.signing_key.write_bytes(theirs.signing_key.read_bytes())

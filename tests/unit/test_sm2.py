@@ -61,6 +61,9 @@ RecordData = Callable[..., dict[str, Any]]
 
 TONGLIANG, SUINING = "500151", "510900"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+# Certificates made by the fixtures are valid from just before NOW, however late the
+# fixture runs: the module's tests check them at NOW.
+CERTS_FROM = NOW - dt.timedelta(minutes=1)
 OPENSSL = shutil.which("openssl")
 
 # --------------------------------------------------------------------------- reference SM2
@@ -372,7 +375,10 @@ def test_tongsuo_verifies_openssl_signatures(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def sm2_pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
     return init_pki(
-        tmp_path_factory.mktemp("sm2-pki"), [TONGLIANG, SUINING], signing_suite="sm2-sm3"
+        tmp_path_factory.mktemp("sm2-pki"),
+        [TONGLIANG, SUINING],
+        signing_suite="sm2-sm3",
+        now=CERTS_FROM,
     )
 
 
@@ -424,7 +430,7 @@ def test_verifier_hands_out_an_sm2_public_key(
 def test_sm2_certificate_from_a_foreign_ca_is_untrusted(
     tmp_path: Path, sm2_verifier: SigningCertificateVerifier
 ) -> None:
-    foreign = init_pki(tmp_path, [TONGLIANG], signing_suite="sm2-sm3")
+    foreign = init_pki(tmp_path, [TONGLIANG], signing_suite="sm2-sm3", now=CERTS_FROM)
     data = load_certificate(foreign.bureau(TONGLIANG).signing_cert).public_bytes(
         serialization.Encoding.DER
     )
