@@ -614,7 +614,7 @@ def test_reseal_signs_with_the_current_key(
     tmp_path: Path,
 ) -> None:
     original = seal(tongliang, payload)
-    paths = issue_signing_certificate(pki, TONGLIANG, out_dir=tmp_path)
+    paths = issue_signing_certificate(pki, TONGLIANG, not_before=CERTS_FROM, out_dir=tmp_path)
     cert = load_certificate(paths.signing_cert)
     rotated = Signer(
         bureau=TONGLIANG,

@@ -99,7 +99,9 @@ def test_certificate_expiry(pki: PkiLayout) -> None:
 
 
 def test_expiring_certificates(pki: PkiLayout, tmp_path: Path) -> None:
-    soon = issue_signing_certificate(pki, TONGLIANG, valid_days=10, out_dir=tmp_path / "soon")
+    soon = issue_signing_certificate(
+        pki, TONGLIANG, not_before=NOW, valid_days=10, out_dir=tmp_path / "soon"
+    )
     gone = issue_signing_certificate(
         pki,
         TONGLIANG,
@@ -132,7 +134,7 @@ def test_rotation_keeps_the_old_certificate_valid(pki: PkiLayout) -> None:
     old_key_pem = paths.signing_key.read_bytes()
     old = signer_from(paths.signing_cert, paths.signing_key)
 
-    rotated = rotate_signing_key(pki, TONGLIANG)
+    rotated = rotate_signing_key(pki, TONGLIANG, now=CERTS_FROM)
 
     assert rotated.suite == "ed25519"
     assert rotated.previous_key_id == old.key_id
