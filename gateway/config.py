@@ -132,6 +132,13 @@ class LimitSettings(_Frozen):
     max_concurrent_calls: Annotated[int, Field(ge=1, le=10_000)] = 64
     calls_per_second: Annotated[float, Field(gt=0)] = 2000.0
     burst: Annotated[int, Field(ge=1)] = 500
+    # Bulk streams one partner may hold open at once; one more is refused, not queued.
+    max_streams_per_peer: Annotated[int, Field(ge=1, le=10_000)] = 16
+    # HTTP/2 streams (calls of any shape) one connection may have open at once.
+    max_streams_per_connection: Annotated[int, Field(ge=1, le=10_000)] = 100
+    # Refusals of one peer for one reason are logged in full once per interval and
+    # counted after that, so a hostile caller cannot grow the transfer log at its rate.
+    rejection_log_seconds: Annotated[float, Field(ge=1, le=86_400)] = 60.0
 
 
 class StorageSettings(_Frozen):

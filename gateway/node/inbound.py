@@ -26,6 +26,7 @@ from gateway.errors import (
     UnknownCorrelation,
 )
 from gateway.node.hooks import HookChain, InboundHandled
+from gateway.node.limits import RejectionLog
 from gateway.pki import SigningCertificateVerifier
 from gateway.records import Feedback, record_key
 from gateway.signing import Signer
@@ -92,6 +93,9 @@ class InboundService:
     store: Store
     freshness: Freshness
     agreements: AgreementBook
+    # Refusals are counted per (peer, reason) and interval, so a flood of bad envelopes
+    # from a partner cannot grow the transfer log at the sender's rate.
+    rejections: RejectionLog
     hooks: HookChain = field(default_factory=HookChain)
     _receipt_writes: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -237,22 +241,6 @@ class InboundService:
             record_type = record_type_from_proto(header.record_type).value
         except EnvelopeMalformed:
             pass  # the rejection itself says the header did not parse
-        _log.warning(
-            "refused envelope %s from %s: %s [%s]",
-            message_id or "(unparsed)",
-            tls_peer,
-            exc.message,
-            exc.reason,
-        )
-        await self.store.append_log(
-            [
-                LogEvent(
-                    EventKind.REJECTED,
-                    Direction.INBOUND,
-                    peer=tls_peer or "",
-                    message_id=message_id,
-                    record_type=record_type,
-                    detail={"reason": exc.reason, "error": exc.message[:500]},
-                )
-            ]
+        await self.rejections.refused(
+            tls_peer or "", exc, message_id=message_id, record_type=record_type
         )

@@ -32,6 +32,7 @@ from gateway.node.grpc import (
     EXCHANGE_SERVICE,
     LOCAL_SERVICE,
     OPERATOR_SERVICE,
+    PartnersOnly,
     exchange_handler,
     local_handler,
     operator_handler,
@@ -39,7 +40,7 @@ from gateway.node.grpc import (
 from gateway.node.hooks import HookChain
 from gateway.node.identity import NodeIdentity, channel_options, load_identity, server_options
 from gateway.node.inbound import InboundService
-from gateway.node.limits import PeerLimiter
+from gateway.node.limits import PeerLimiter, RejectionLog
 from gateway.node.outbound import OutboundService
 from gateway.node.partner import PartnerClient, PartnerHealth
 from gateway.node.reconcile import Reconciler
@@ -110,6 +111,14 @@ class GatewayNode:
             )
             for p in config.partners
         }
+        limits = config.limits
+        self.rejections = RejectionLog(self.store, limits.rejection_log_seconds)
+        self.limiter = PeerLimiter(
+            max_concurrent=limits.max_concurrent_calls,
+            rate=limits.calls_per_second,
+            burst=limits.burst,
+            max_streams=limits.max_streams_per_peer,
+        )
         self.inbound = InboundService(
             bureau=config.bureau,
             partners=frozenset(self.dispatchers),
@@ -117,6 +126,7 @@ class GatewayNode:
             verifier=self.identity.verifier,
             store=self.store,
             agreements=self.agreements,
+            rejections=self.rejections,
             freshness=Freshness(
                 max_age=dt.timedelta(seconds=config.exchange.freshness_seconds),
                 max_skew=dt.timedelta(seconds=config.exchange.max_clock_skew_seconds),
@@ -210,6 +220,7 @@ class GatewayNode:
             await surface.start()
         self._supervise(self._watch_store(), "store-watch")
         self._supervise(self.retention.run(), "retention")
+        self._supervise(self.rejections.run(), "rejection-log")
         if self.dispatchers:
             self._supervise(
                 self.reconciler.run(self.config.reconcile.interval_seconds), "reconcile"
@@ -229,18 +240,27 @@ class GatewayNode:
 
     async def _start_servers(self) -> None:
         options = server_options(self.config)
-        peer = grpc.aio.server(options=options)
+        peer = grpc.aio.server(
+            options=[
+                *options,
+                ("grpc.max_concurrent_streams", self.config.limits.max_streams_per_connection),
+            ],
+            interceptors=[
+                PartnersOnly(
+                    self.bureau,
+                    frozenset(self.dispatchers),
+                    self.identity.verifier,
+                    self.rejections,
+                )
+            ],
+        )
         peer.add_generic_rpc_handlers(
             [
                 exchange_handler(
                     self.inbound,
                     self.signal,
                     self.identity.verifier,
-                    PeerLimiter(
-                        max_concurrent=self.config.limits.max_concurrent_calls,
-                        rate=self.config.limits.calls_per_second,
-                        burst=self.config.limits.burst,
-                    ),
+                    self.limiter,
                     self.reconciler,
                     stream_window=self.config.exchange.stream_window,
                 )
@@ -381,6 +401,7 @@ class GatewayNode:
         for dispatcher in self.dispatchers.values():
             await dispatcher.close()
         await self.inbound.drain()
+        await self.rejections.flush()
         await self.store.close()
         self._stopped.set()
 

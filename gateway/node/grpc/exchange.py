@@ -77,6 +77,10 @@ class _BulkStream:
     async def answer(
         self, requests: AsyncIterator[bytes]
     ) -> AsyncIterator[xpb.SubmitStreamResponse]:
+        # An idle stream still holds a task, a queue and HTTP/2 buffers: a peer holds
+        # only so many, and each is given back when it ends, however it ends.
+        limiter, peer = self._exchange.limiter, self._peer or ""
+        limiter.open_stream(peer)
         reader = asyncio.create_task(self._read_all(requests))
         try:
             while (response := await self._results.get()) is not None:
@@ -88,7 +92,10 @@ class _BulkStream:
                 self._window.release()
             await reader
         finally:
+            limiter.close_stream(peer)
             reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
 
     async def _read_all(self, requests: AsyncIterator[bytes]) -> None:
         # A bulk stream is never refused for load: it is slowed, envelope by envelope.
