@@ -26,6 +26,7 @@
     └── GatewayFault              our fault: retrying later may help
         ├── StoreUnavailable        the durable store cannot commit
         ├── PeerUnavailable         the partner node cannot be reached
+        │   └── TlsServerNotPartner   the server answering is not the partner bureau
         ├── Overloaded              a partner is over its call limits (carries retry_after)
         ├── ConfigInvalid           configuration refused at start
         │   └── AgreementFileInvalid  (gateway.agreements) an agreement file breaks a rule
@@ -61,6 +62,7 @@ __all__ = [
     "SenderMismatch",
     "SignatureInvalid",
     "StoreUnavailable",
+    "TlsServerNotPartner",
     "UnknownCorrelation",
     "UnknownPeer",
     "WrongReceiver",
@@ -167,6 +169,14 @@ class StoreUnavailable(GatewayFault):
 
 class PeerUnavailable(GatewayFault):
     reason = "PEER_UNAVAILABLE"
+
+
+class TlsServerNotPartner(PeerUnavailable):
+    """The server at a partner's address holds a certificate that does not name that
+    partner bureau: our routing is wrong or someone stands in between. Nothing is sent;
+    records wait for the right server, as for an unreachable partner."""
+
+    reason = "TLS_SERVER_NOT_PARTNER"
 
 
 class Overloaded(GatewayFault):

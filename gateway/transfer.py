@@ -8,6 +8,7 @@
        │ ├──OverLimit / Unreachable /
        │ │  DeadlineExceeded / Failed ──▶ PENDING   due later (see below), or
        │ │                              ▶ DEAD_LETTERED once the attempts are spent
+       │ ├──ServerNotPartner────────────▶ PENDING   when the circuit allows (no attempt spent)
        │ └──(age clock past the limit: the store's expiry sweep) ──▶ DEAD_LETTERED
     DEAD_LETTERED ──Redrive─────────────▶ PENDING   due at once, attempts and age clock reset
 
@@ -20,6 +21,9 @@ When a retry is due:
 
 * ``Unreachable`` / ``DeadlineExceeded``: the link failed, not the record; it goes
   again when the partner's circuit lets the next probe through (``retry_at``);
+* ``ServerNotPartner``: the server at the partner's address is another bureau; nothing
+  was sent, and neither the record nor the partner is at fault, so no attempt is spent:
+  the record waits behind the circuit until the route is fixed, or the age limit;
 * ``OverLimit``: the partner said when (``google.rpc.RetryInfo``), plus jitter;
 * ``Failed``: capped exponential backoff with jitter (:func:`backoff_delay`).
 
@@ -40,7 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.config import RetrySettings
-from gateway.errors import IllegalTransition
+from gateway.errors import IllegalTransition, TlsServerNotPartner
 from gateway.translog import Direction, EventKind, LogEvent
 
 __all__ = [
@@ -55,6 +59,7 @@ __all__ = [
     "OverLimit",
     "Redrive",
     "Refused",
+    "ServerNotPartner",
     "Transfer",
     "Transition",
     "Unreachable",
@@ -131,6 +136,14 @@ class Unreachable:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerNotPartner:
+    """The TLS handshake found a server whose certificate names another bureau."""
+
+    message: str
+    retry_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class DeadlineExceeded:
     """The call's deadline passed with no answer."""
 
@@ -155,7 +168,16 @@ class Redrive:
     operator: str
 
 
-Outcome = Delivered | Refused | OverLimit | Unreachable | DeadlineExceeded | Failed | Redrive
+Outcome = (
+    Delivered
+    | Refused
+    | OverLimit
+    | Unreachable
+    | ServerNotPartner
+    | DeadlineExceeded
+    | Failed
+    | Redrive
+)
 
 
 def _error(outcome: Outcome) -> str:
@@ -167,6 +189,8 @@ def _error(outcome: Outcome) -> str:
             return error
         case Unreachable():
             return f"{outcome.code}: {outcome.message}"
+        case ServerNotPartner():
+            return f"UNAVAILABLE: {outcome.message} [{TlsServerNotPartner.reason}]"
         case DeadlineExceeded():
             return f"DEADLINE_EXCEEDED: {outcome.message}"
         case _:
@@ -204,6 +228,7 @@ TRANSITIONS: Mapping[tuple[OutboundState, str], Transition] = {
     (_P, "refused"): Transition(OutboundState.REJECTED, Move.REJECT),
     (_P, "over_limit"): Transition(_P, Move.RETRY_AFTER_PEER_DELAY, spends_attempt=True),
     (_P, "unreachable"): Transition(_P, Move.RETRY_WHEN_LINK_UP, spends_attempt=True),
+    (_P, "server_not_partner"): Transition(_P, Move.RETRY_WHEN_LINK_UP),
     (_P, "deadline"): Transition(_P, Move.RETRY_WHEN_LINK_UP, spends_attempt=True),
     (_P, "failed"): Transition(_P, Move.RETRY_WITH_BACKOFF, spends_attempt=True),
     (_D, "redrive"): Transition(_P, Move.REDRIVE),
@@ -223,6 +248,8 @@ def outcome_kind(outcome: Outcome) -> str:
             return "over_limit"
         case Unreachable():
             return "unreachable"
+        case ServerNotPartner():
+            return "server_not_partner"
         case DeadlineExceeded():
             return "deadline"
         case Failed():
@@ -358,7 +385,7 @@ def _delay(
     rand: float | None,
 ) -> float:
     match move, outcome:
-        case Move.RETRY_WHEN_LINK_UP, Unreachable() | DeadlineExceeded():
+        case Move.RETRY_WHEN_LINK_UP, Unreachable() | ServerNotPartner() | DeadlineExceeded():
             return max(0.0, (outcome.retry_at - now).total_seconds())
         case Move.RETRY_AFTER_PEER_DELAY, OverLimit():
             r: float = _random.random() if rand is None else rand

@@ -56,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     init = commands.add_parser(
         "init",
-        help="create a CA and per-bureau TLS and signing certificates (keeps existing files)",
+        help="create a CA and per-bureau TLS and signing certificates (keeps existing files; "
+        "re-issues a TLS certificate that lacks its bureau DNS name, for the same key)",
     )
     init.add_argument("directory", type=Path, metavar="DIR")
     init.add_argument(

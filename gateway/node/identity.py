@@ -22,6 +22,7 @@ from gateway.pki import (
     load_crls,
     load_private_key,
     signing_suite_of,
+    tls_name_problem,
 )
 from gateway.signing import Signer, suite_named
 
@@ -58,6 +59,14 @@ def load_identity(config: NodeConfig) -> NodeIdentity:
         raise ConfigInvalid(
             f"{config.source}: tls.cert {config.tls.cert} is for bureau {bureau_of(tls_cert)}, "
             f"not {bureau}"
+        )
+    name_problem = tls_name_problem(tls_cert, bureau)
+    if name_problem is not None:
+        # Partners verify that name: without it every partner refuses this node as a server.
+        raise ConfigInvalid(
+            f"{config.source}: tls.cert {config.tls.cert} {name_problem}, which partners "
+            f"verify; re-issue it for the same key with `chuanyu-gateway certs init PKI_DIR "
+            f"--bureau {bureau}` (see certs/README.md)"
         )
     suite = suite_named(config.signing.suite)
     signing_key = load_private_key(config.signing.key)

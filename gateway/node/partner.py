@@ -8,6 +8,15 @@ one account of the partner's health: every call's result updates it, and
 channel. The circuit is part of that account: after a failed call the next one
 waits for capped exponential backoff, so an unreachable partner is probed, not
 hammered.
+
+Every call checks whom it talks to: the channel verifies the server's certificate
+against the partner's bureau DNS name (:func:`gateway.pki.bureau_dns_name`, set as
+``grpc.ssl_target_name_override``), not against the address dialled. A server whose
+certificate names another bureau fails the handshake before any request is written;
+that failure is told apart from an unreachable partner (``TLS_SERVER_NOT_PARTNER``)
+by the handshake's error. grpc.aio gives a client no access to the server's
+certificate after the handshake, so the name is the check; the bureau DNS name and
+the ``urn:chuanyu:bureau:`` URI are issued together (:func:`gateway.pki.init_pki`).
 """
 
 from __future__ import annotations
@@ -30,17 +39,26 @@ from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
 from chuanyu.exchange.v1 import exchange_service_pb2_grpc as xgrpc
 from gateway.clock import utc_now
 from gateway.config import ExchangeSettings, PartnerConfig, RetrySettings
-from gateway.errors import PeerUnavailable
+from gateway.errors import PeerUnavailable, TlsServerNotPartner
+from gateway.pki import bureau_dns_name
 from gateway.transfer import (
     DeadlineExceeded,
     Failed,
     OverLimit,
     Refused,
+    ServerNotPartner,
     Unreachable,
     backoff_delay,
 )
 
-__all__ = ["Answer", "CallStatus", "PartnerClient", "PartnerHealth", "classify"]
+__all__ = [
+    "Answer",
+    "CallStatus",
+    "PartnerClient",
+    "PartnerHealth",
+    "classify",
+    "is_server_not_partner",
+]
 
 _log = logging.getLogger("chuanyu.partner")
 
@@ -63,9 +81,16 @@ _RESEALABLE_REASONS = frozenset({"ENVELOPE_STALE"})
 _TRANSPORT_CODES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
 )
+_NAME_OVERRIDE = "grpc.ssl_target_name_override"
 _NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
+# How grpc core reports a server certificate that does not carry the name the channel
+# verifies (the wording of current releases, and of older ones).
+_NAME_MISMATCH_MARKS = ("Hostname Verification Check failed", "is not in peer certificate")
+_NOT_PARTNER = TlsServerNotPartner.reason
 
-Answer = epb.Receipt | Refused | OverLimit | Unreachable | DeadlineExceeded | Failed
+Answer = (
+    epb.Receipt | Refused | OverLimit | Unreachable | ServerNotPartner | DeadlineExceeded | Failed
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +151,20 @@ def _code(value: int) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
+def is_server_not_partner(status: CallStatus) -> bool:
+    """Whether the handshake refused the server's certificate for its name: the
+    server at the partner's address is not the partner bureau."""
+    return status.code is grpc.StatusCode.UNAVAILABLE and any(
+        mark in status.message for mark in _NAME_MISMATCH_MARKS
+    )
+
+
 def classify(status: CallStatus, *, retry_at: dt.datetime) -> Answer:
     """What a partner's status means for the envelope it answers; ``retry_at`` is when
     the circuit lets the next call through (for failures of the link)."""
     name = status.code.name
+    if is_server_not_partner(status):
+        return ServerNotPartner(status.message, retry_at)
     if status.reason in _RESEALABLE_REASONS:
         return Refused(name, status.reason, status.message, may_reseal=True)
     if status.code in _FINAL_CODES:
@@ -159,7 +194,11 @@ class PartnerClient:
         self._credentials = credentials
         self._exchange = exchange
         self._retry = retry
-        self._options = list(channel_options)
+        # Whatever address it dials, the channel accepts only this bureau's certificate.
+        self._options = [
+            *(option for option in channel_options if option[0] != _NAME_OVERRIDE),
+            (_NAME_OVERRIDE, bureau_dns_name(partner.bureau)),
+        ]
         self._channel: grpc.aio.Channel | None = None
         self._health = PartnerHealth(self.bureau, partner.address)
 
@@ -209,6 +248,19 @@ class PartnerClient:
             next_attempt_at=now,
         )
 
+    def _not_partner(self, status: CallStatus) -> str:
+        """Log a server that is not the partner; the error its account keeps."""
+        _log.error(
+            "the server at %s is not bureau %s: its TLS certificate does not name %s; "
+            "nothing was sent [%s]: %s",
+            self.address,
+            self.bureau,
+            bureau_dns_name(self.bureau),
+            _NOT_PARTNER,
+            status.message,
+        )
+        return f"{_NOT_PARTNER}: the server at {self.address} is not bureau {self.bureau}"
+
     def note_failure(self, error: str) -> None:
         """A call failed without an answer from the partner: open the circuit."""
         now = utc_now()
@@ -241,7 +293,11 @@ class PartnerClient:
             if response.status != health_pb2.HealthCheckResponse.SERVING:
                 error = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
         except grpc.aio.AioRpcError as exc:
-            error = f"{exc.code().name}: {(exc.details() or '')[:200]}"
+            status = _from_error(exc)
+            if is_server_not_partner(status):
+                error = self._not_partner(status)
+            else:
+                error = f"{exc.code().name}: {(exc.details() or '')[:200]}"
         now = utc_now()
         self._health = replace(
             self._health,
@@ -262,6 +318,14 @@ class PartnerClient:
                 self._open()
             ).Reconcile(request, timeout=self._exchange.call_timeout_seconds * 3)
         except grpc.aio.AioRpcError as exc:
+            status = _from_error(exc)
+            if is_server_not_partner(status):
+                error = self._not_partner(status)
+                self.note_failure(error)
+                raise TlsServerNotPartner(
+                    f"the reconciliation was not asked: {error} (its TLS certificate does "
+                    f"not name {bureau_dns_name(self.bureau)})"
+                ) from exc
             if exc.code() in _TRANSPORT_CODES:
                 self.note_failure(f"{exc.code().name}: {exc.details() or ''}")
             else:
@@ -311,7 +375,10 @@ class PartnerClient:
             self._succeeded(now)
         else:
             first = next(iter(link_failures.values()))
-            self.note_failure(f"{first.code.name}: {first.message}")
+            if is_server_not_partner(first):
+                self.note_failure(self._not_partner(first))
+            else:
+                self.note_failure(f"{first.code.name}: {first.message}")
         retry_at = self.blocked_until()
         for message_id in list(wanted):
             status = link_failures.get(message_id)

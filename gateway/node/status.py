@@ -43,6 +43,7 @@ from gateway.errors import (
     SenderMismatch,
     SignatureInvalid,
     StoreUnavailable,
+    TlsServerNotPartner,
     UnknownCorrelation,
     UnknownPeer,
     WrongReceiver,
@@ -91,6 +92,7 @@ STATUS_CODES: Mapping[type[GatewayError], grpc.StatusCode] = {
     GatewayFault: _C.UNAVAILABLE,
     StoreUnavailable: _C.UNAVAILABLE,
     PeerUnavailable: _C.UNAVAILABLE,
+    TlsServerNotPartner: _C.UNAVAILABLE,
     Overloaded: _C.RESOURCE_EXHAUSTED,
     # At run time a configuration problem (an expired CRL) is ours and may clear: retry later.
     ConfigInvalid: _C.UNAVAILABLE,

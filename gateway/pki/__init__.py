@@ -4,7 +4,10 @@ A cooperation root CA issues every bureau two certificates, both binding the
 bureau's division code in a URI subject alternative name
 (``urn:chuanyu:bureau:500151``):
 
-- a **TLS** certificate (ECDSA P-256, serverAuth + clientAuth) for mutual-TLS gRPC;
+- a **TLS** certificate (ECDSA P-256, serverAuth + clientAuth) for mutual-TLS gRPC,
+  which also carries the DNS name ``<bureau>.bureau.chuanyu.internal``
+  (:func:`bureau_dns_name`): partner channels verify that name, not the address
+  they dial, so only the partner bureau's own certificate passes;
 - a **signing** certificate (Ed25519 or SM2, digitalSignature + contentCommitment,
   no TLS extended key usage) for envelopes and receipts.
 
@@ -47,6 +50,7 @@ compromised signing key from a good one, and the records are non-repudiable.
 from __future__ import annotations
 
 from gateway.pki.certificates import (
+    BUREAU_DNS_SUFFIX,
     BUREAU_URI_PREFIX,
     CERTIFICATE_EXPIRED,
     CERTIFICATE_MALFORMED,
@@ -58,6 +62,7 @@ from gateway.pki.certificates import (
     CRL_EXPIRED,
     SIGNING_SUITES,
     CertificateRole,
+    bureau_dns_name,
     bureau_of,
     bureau_of_pem,
     certificate_expiry,
@@ -67,6 +72,7 @@ from gateway.pki.certificates import (
     key_matches_certificate,
     revocation_reason,
     signing_suite_of,
+    tls_name_problem,
 )
 from gateway.pki.expiry import (
     CertificateExpiry,
@@ -101,6 +107,7 @@ from gateway.pki.verification import (
 )
 
 __all__ = [
+    "BUREAU_DNS_SUFFIX",
     "BUREAU_URI_PREFIX",
     "CERTIFICATE_EXPIRED",
     "CERTIFICATE_MALFORMED",
@@ -118,6 +125,7 @@ __all__ = [
     "RotatedSigningKey",
     "SigningCertificateVerifier",
     "VerifiedSigner",
+    "bureau_dns_name",
     "bureau_of",
     "bureau_of_pem",
     "certificate_expiry",
@@ -138,4 +146,5 @@ __all__ = [
     "revoke_certificate",
     "rotate_signing_key",
     "signing_suite_of",
+    "tls_name_problem",
 ]

@@ -32,6 +32,10 @@ from gateway.signing import (
 )
 
 BUREAU_URI_PREFIX = "urn:chuanyu:bureau:"
+# Every bureau's TLS certificate also carries the DNS name ``<bureau>`` + this suffix.
+# Partner channels verify that name (``grpc.ssl_target_name_override``) whatever address
+# they dial, so a server holding another bureau's certificate fails the handshake.
+BUREAU_DNS_SUFFIX = ".bureau.chuanyu.internal"
 
 # Reasons carried by CertificateRejected (google.rpc.ErrorInfo.reason).
 CERTIFICATE_MALFORMED = "CERTIFICATE_MALFORMED"
@@ -73,6 +77,32 @@ def bureau_of(cert: x509.Certificate) -> str | None:
     if len(bureaus) != 1:
         return None
     return bureaus.pop()
+
+
+def bureau_dns_name(bureau: str) -> str:
+    """The DNS name that a bureau's TLS certificate carries and its partners verify."""
+    return bureau + BUREAU_DNS_SUFFIX
+
+
+def tls_name_problem(cert: x509.Certificate, bureau: str) -> str | None:
+    """Why ``cert`` cannot serve as ``bureau``'s TLS certificate to its partners
+    (``None``: it names that bureau, and no other, in its bureau DNS name)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return f"has no subject alternative names (it needs DNS name {bureau_dns_name(bureau)})"
+    names = {
+        name.lower()
+        for name in san.get_values_for_type(x509.DNSName)
+        if name.lower().endswith(BUREAU_DNS_SUFFIX)
+    }
+    if names == {bureau_dns_name(bureau)}:
+        return None
+    if not names:
+        return f"lacks the bureau DNS name {bureau_dns_name(bureau)}"
+    return (
+        f"carries bureau DNS names {', '.join(sorted(names))}, not only {bureau_dns_name(bureau)}"
+    )
 
 
 def bureau_of_pem(pem: bytes) -> str | None:

@@ -15,12 +15,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway.errors import ConfigInvalid
 from gateway.pki.certificates import (
+    BUREAU_DNS_SUFFIX,
     BUREAU_URI_PREFIX,
     SIGNING_SUITES,
     _aware,
     _checked_bureau,
+    bureau_dns_name,
     bureau_of,
     is_issued_by,
+    tls_name_problem,
 )
 from gateway.pki.der import _sm2_subject_key_id
 from gateway.pki.issuer import (
@@ -129,7 +132,16 @@ def _tls_certificate(
     not_before: dt.datetime,
     valid_days: int,
 ) -> x509.Certificate:
-    san: list[x509.GeneralName] = [x509.UniformResourceIdentifier(BUREAU_URI_PREFIX + bureau)]
+    san: list[x509.GeneralName] = [
+        x509.UniformResourceIdentifier(BUREAU_URI_PREFIX + bureau),
+        x509.DNSName(bureau_dns_name(bureau)),
+    ]
+    # A host name under the bureau suffix would let this certificate pass for another bureau.
+    hosts = [
+        host
+        for host in hosts
+        if not (isinstance(host, x509.DNSName) and host.value.lower().endswith(BUREAU_DNS_SUFFIX))
+    ]
     builder = (
         _leaf_builder(issuer, public_key, f"Chuanyu Gateway {bureau} TLS", not_before, valid_days)
         .add_extension(_key_usage_of(content_commitment=False), critical=True)
@@ -237,15 +249,20 @@ def _ensure_leaf(issuer: _Issuer, spec: _LeafSpec, created: list[Path]) -> None:
             key = _new_signing_key(spec.suite or Ed25519Suite.name)
         _write_key(spec.key_path, key)
         created.append(spec.key_path)
+    hosts = spec.hosts
     if cert_exists:
-        _check_existing_leaf(issuer, spec, key)
-        return
+        existing = _check_existing_leaf(issuer, spec, key)
+        if spec.role != "tls" or tls_name_problem(existing, spec.bureau) is None:
+            return
+        # Issued before TLS certificates named their bureau: re-issue it for the same key
+        # and host names, since partners now refuse a certificate without the name.
+        hosts = _hosts_of(existing)
     if spec.role == "tls" and isinstance(key, ec.EllipticCurvePrivateKey):
         cert = _tls_certificate(
             issuer,
             key.public_key(),
             spec.bureau,
-            hosts=spec.hosts,
+            hosts=hosts,
             not_before=spec.not_before,
             valid_days=spec.valid_days,
         )
@@ -268,7 +285,15 @@ def _new_tls_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _check_existing_leaf(issuer: _Issuer, spec: _LeafSpec, key: SigningKey) -> None:
+def _hosts_of(cert: x509.Certificate) -> list[x509.GeneralName]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [name for name in san if isinstance(name, x509.DNSName | x509.IPAddress)]
+
+
+def _check_existing_leaf(issuer: _Issuer, spec: _LeafSpec, key: SigningKey) -> x509.Certificate:
     cert = load_certificate(spec.cert_path)
     problem = None
     if not is_issued_by(cert, issuer.cert):
@@ -281,6 +306,7 @@ def _check_existing_leaf(issuer: _Issuer, spec: _LeafSpec, key: SigningKey) -> N
         raise ConfigInvalid(
             f"existing {spec.cert_path} {problem}; remove it (and its key) to issue a new one"
         )
+    return cert
 
 
 def init_pki(
@@ -295,7 +321,9 @@ def init_pki(
     """Make (or complete) a development PKI in ``directory``.
 
     Idempotent: an existing CA and existing bureau files are kept (after checking
-    they fit together); only what is missing is created. A key without its
+    they fit together); only what is missing is created. A TLS certificate without
+    its bureau DNS name (:func:`~gateway.pki.bureau_dns_name`) is re-issued for the
+    same key and host names. A key without its
     certificate gets a certificate; a certificate without its key is refused.
     ``hosts`` (DNS names or IP addresses) go into new TLS certificates' SAN.
     ``signing_suite`` (one of :data:`SIGNING_SUITES`) is the type of new signing

@@ -7,8 +7,16 @@ import datetime as dt
 import grpc
 import pytest
 
-from gateway.node.partner import CallStatus, classify
-from gateway.transfer import DeadlineExceeded, Failed, OverLimit, Refused, Unreachable
+from gateway.config import ExchangeSettings, PartnerConfig, RetrySettings
+from gateway.node.partner import CallStatus, PartnerClient, classify, is_server_not_partner
+from gateway.transfer import (
+    DeadlineExceeded,
+    Failed,
+    OverLimit,
+    Refused,
+    ServerNotPartner,
+    Unreachable,
+)
 
 RETRY_AT = dt.datetime(2026, 11, 30, 8, 0, 5, tzinfo=dt.UTC)
 C = grpc.StatusCode
@@ -42,6 +50,44 @@ def test_a_stale_envelope_is_a_refusal_a_new_signature_cures() -> None:
 def test_link_failures_wait_for_the_circuit(code: grpc.StatusCode) -> None:
     outcome = classify(CallStatus(code, "connection refused"), retry_at=RETRY_AT)
     assert outcome == Unreachable(code.name, "connection refused", RETRY_AT)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:4: Custom "
+        "verification check failed with error: UNAUTHENTICATED: Hostname Verification Check "
+        "failed.",
+        "Peer name 510900.bureau.chuanyu.internal is not in peer certificate",
+    ],
+)
+def test_a_certificate_for_another_name_is_a_server_not_partner(message: str) -> None:
+    status = CallStatus(C.UNAVAILABLE, message)
+    assert is_server_not_partner(status)
+    assert classify(status, retry_at=RETRY_AT) == ServerNotPartner(message, RETRY_AT)
+
+
+def test_other_handshake_failures_are_unreachable() -> None:
+    message = "ipv4:127.0.0.1:4: Handshake failed: CERTIFICATE_VERIFY_FAILED"
+    assert not is_server_not_partner(CallStatus(C.UNAVAILABLE, message))
+    # The marks mean a name mismatch only when the link failed.
+    assert not is_server_not_partner(CallStatus(C.INTERNAL, "Hostname Verification Check failed"))
+
+
+async def test_every_partner_channel_verifies_the_bureau_name() -> None:
+    client = PartnerClient(
+        PartnerConfig(bureau="510900", address="127.0.0.1:1"),
+        grpc.local_channel_credentials(),
+        exchange=ExchangeSettings(),
+        retry=RetrySettings(),
+        channel_options=[("grpc.ssl_target_name_override", "localhost"), ("grpc.x", 1)],
+    )
+    # Whatever the caller asked for, the partner's own name is the one verified.
+    assert client._options == [
+        ("grpc.x", 1),
+        ("grpc.ssl_target_name_override", "510900.bureau.chuanyu.internal"),
+    ]
+    await client.close()
 
 
 def test_a_deadline_is_its_own_outcome() -> None:

@@ -17,9 +17,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from gateway.cli import main
 from gateway.errors import CertificateRejected, ConfigInvalid
 from gateway.pki import (
+    BUREAU_DNS_SUFFIX,
     BUREAU_URI_PREFIX,
     PkiLayout,
     SigningCertificateVerifier,
+    bureau_dns_name,
     bureau_of,
     bureau_of_pem,
     init_pki,
@@ -27,6 +29,7 @@ from gateway.pki import (
     key_id,
     load_certificate,
     load_private_key,
+    tls_name_problem,
 )
 
 # A PKCS#8 PEM header, spelled in two parts so that secret scanners do not take this
@@ -116,7 +119,10 @@ def test_missing_certificate_is_reissued_for_the_existing_key(tmp_path: Path) ->
     san = load_certificate(paths.tls_cert).extensions.get_extension_for_class(
         x509.SubjectAlternativeName
     )
-    assert san.value.get_values_for_type(x509.DNSName) == ["gw.example.test"]
+    assert san.value.get_values_for_type(x509.DNSName) == [
+        "500151.bureau.chuanyu.internal",
+        "gw.example.test",
+    ]
 
 
 def test_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
@@ -188,7 +194,7 @@ def test_tls_certificate_profile(pki: PkiLayout) -> None:
     assert ekus == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.UniformResourceIdentifier) == ["urn:chuanyu:bureau:500151"]
-    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert san.get_values_for_type(x509.DNSName) == ["500151.bureau.chuanyu.internal", "localhost"]
     assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     _assert_leaf_extensions(cert, load_certificate(pki.ca_cert))
 
@@ -475,7 +481,7 @@ def test_cli_certs_init_options(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert [p.name for p in directory.iterdir() if p.is_dir()] == ["510100"]
     tls = load_certificate(directory / "510100" / "tls.pem")
     san = tls.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert san.get_values_for_type(x509.DNSName) == ["gw.test"]
+    assert san.get_values_for_type(x509.DNSName) == ["510100.bureau.chuanyu.internal", "gw.test"]
     lifetime = tls.not_valid_after_utc - tls.not_valid_before_utc
     assert lifetime == dt.timedelta(days=30)
 
@@ -485,3 +491,40 @@ def test_cli_reports_errors_on_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert "[CONFIG_INVALID]" in capsys.readouterr().err
     assert main(["certs", "show", str(tmp_path / "none")]) == 1
     assert "[CONFIG_INVALID]" in capsys.readouterr().err
+
+
+def test_a_tls_certificate_names_exactly_its_bureau(tmp_path: Path) -> None:
+    # A host name under the bureau suffix would let one bureau pass for another.
+    layout = init_pki(tmp_path, ["500151"], hosts=["gw.example.test", "510900" + BUREAU_DNS_SUFFIX])
+    cert = load_certificate(layout.bureau("500151").tls_cert)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == [
+        bureau_dns_name("500151"),
+        "gw.example.test",
+    ]
+    assert tls_name_problem(cert, "500151") is None
+    assert bureau_dns_name("500151") in (tls_name_problem(cert, "510900") or "")
+    signing = load_certificate(layout.bureau("500151").signing_cert)
+    assert bureau_dns_name("500151") in (tls_name_problem(signing, "500151") or "")
+
+
+def test_a_certificate_naming_two_bureaus_is_no_bureaus_tls_certificate(tmp_path: Path) -> None:
+    layout = init_pki(tmp_path, ["500151"])
+    ca_key = load_private_key(layout.ca_key)
+    ca = load_certificate(layout.ca_cert)
+    key = ec.generate_private_key(ec.SECP256R1())
+    both = [x509.DNSName(bureau_dns_name("500151")), x509.DNSName(bureau_dns_name("510900"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "two")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(ca.not_valid_before_utc)
+        .not_valid_after(ca.not_valid_after_utc)
+        .add_extension(x509.SubjectAlternativeName(both), critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    for bureau in ("500151", "510900"):
+        problem = tls_name_problem(cert, bureau)
+        assert problem is not None and "not only" in problem

@@ -21,6 +21,7 @@ from gateway.transfer import (
     OverLimit,
     Redrive,
     Refused,
+    ServerNotPartner,
     Transfer,
     Unreachable,
     backoff_delay,
@@ -42,6 +43,7 @@ OUTCOMES: dict[str, Outcome] = {
     "refused": Refused("PERMISSION_DENIED", "AGREEMENT_NOT_IN_FORCE", "agreement ended"),
     "over_limit": OverLimit("RESOURCE_EXHAUSTED", "PEER_OVER_LIMIT", "slow down", 2.0),
     "unreachable": Unreachable("UNAVAILABLE", "connection refused", LINK_BACK),
+    "server_not_partner": ServerNotPartner("Hostname Verification Check failed.", LINK_BACK),
     "deadline": DeadlineExceeded("no answer in 10 s", LINK_BACK),
     "failed": Failed("INTERNAL", "", "incident 42"),
     "redrive": Redrive("ops-zhang"),
@@ -127,12 +129,22 @@ def test_over_limit_comes_back_when_the_partner_said_with_jitter() -> None:
     assert event.detail["attempt"] == 3 and event.detail["delay_ms"] == 2500
 
 
-@pytest.mark.parametrize("kind", ["unreachable", "deadline"])
+@pytest.mark.parametrize("kind", ["unreachable", "server_not_partner", "deadline"])
 def test_a_failed_link_waits_for_the_circuit(kind: str) -> None:
     decision = _decide(OutboundState.PENDING, kind)
     assert (decision.state, decision.move) == (OutboundState.PENDING, Move.RETRY_WHEN_LINK_UP)
     assert decision.next_attempt_at == LINK_BACK
     assert decision.events[0].detail["delay_ms"] == 3000
+
+
+def test_a_server_of_another_bureau_never_dead_letters_by_attempts() -> None:
+    # Nothing was sent and the record is not at fault: only the age clock gives up.
+    decision = _decide(OutboundState.PENDING, "server_not_partner", attempts=RETRY.max_attempts)
+    assert (decision.state, decision.verdict) == (OutboundState.PENDING, "retry")
+    assert decision.error.endswith("[TLS_SERVER_NOT_PARTNER]")
+    (event,) = decision.events
+    assert event.kind is EventKind.RETRY_SCHEDULED
+    assert "TLS_SERVER_NOT_PARTNER" in str(event.detail["error"])
 
 
 def test_a_circuit_already_closed_means_at_once() -> None:
