@@ -2,7 +2,8 @@
 
 A canonical-record field that holds personal information carries a
 :class:`PersonalInfo` marker in its ``Annotated`` metadata. Anything that shows
-a value to a person or writes it to a log calls :func:`mask` first.
+a value to a person or writes it to a log calls :func:`mask` first, and shows it
+through :func:`escape_controls`.
 """
 
 from __future__ import annotations
@@ -80,8 +81,17 @@ def mask(kind: PIKind, value: str) -> str:
 
 
 def escape_controls(text: str) -> str:
-    """Control characters as visible escapes: a value shown in a log line or an error
-    must not be able to forge a line, a NUL or a terminal escape sequence."""
+    """``text`` with every character a terminal or a log reader would not show as itself
+    written as its Python escape (``\\x1b``, ``\\n``, ``\\x85``, ``\\u202e``).
+
+    That is everything :meth:`str.isprintable` refuses: C0 controls (ESC, BEL, CR, LF,
+    TAB, NUL), DEL and C1, format characters (the bidi overrides and isolates U+202A-202E
+    and U+2066-2069, zero-width ones), line and paragraph separators, spaces other than
+    U+0020, and unassigned, private and surrogate code points. A value from a peer or a
+    local caller so cannot forge a line, hide or reorder text, or send a terminal escape
+    sequence. The node's log and every command's terminal output go through this one
+    function; its output is printable, so escaping twice changes nothing.
+    """
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

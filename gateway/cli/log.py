@@ -17,6 +17,7 @@ from pathlib import Path
 from gateway.clock import beijing
 from gateway.config import load_config
 from gateway.errors import ConfigInvalid
+from gateway.privacy import escape_controls
 from gateway.store import OfflineReader, open_offline
 from gateway.translog import LogEntry, verify_chain
 
@@ -90,23 +91,29 @@ _KIND_COLOURS = {
 
 
 def format_entry(entry: LogEntry, *, colour: bool = False) -> str:
+    """One entry as a line of columns. Every value is shown with its control characters
+    escaped (a peer chooses message ids and error texts), before padding and colour."""
     at = beijing(dt.datetime.fromisoformat(entry.at), "%m-%d %H:%M:%S")
     detail = json.loads(entry.detail)
     extra = " ".join(f"{k}={v}" for k, v in sorted(detail.items()) if v not in ("", None))
     arrow = {"outbound": "→", "inbound": "←"}.get(entry.direction, "·")
+    kind, peer, record_type, message_id, extra = (
+        escape_controls(text)
+        for text in (entry.kind, entry.peer, entry.record_type, entry.message_id, extra)
+    )
     columns = [
         f"{entry.seq:>6}",
         at,
-        f"{entry.kind:<19}",
+        f"{kind:<19}",
         arrow,
-        f"{entry.peer or '-':<6}",
-        f"{entry.record_type or '-':<21}",
-        f"{entry.message_id or '-':<36}",
+        f"{peer or '-':<6}",
+        f"{record_type or '-':<21}",
+        f"{message_id or '-':<36}",
         extra,
     ]
     if colour:
         # Padding is applied before the codes, so coloured columns line up like plain ones.
-        styles = [_DIM, _DIM, _KIND_COLOURS.get(entry.kind, ""), _BOLD, _CYAN, "", "", _DIM]
+        styles = [_DIM, _DIM, _KIND_COLOURS.get(kind, ""), _BOLD, _CYAN, "", "", _DIM]
         columns = [
             f"{style}{text}{_RESET}" if style else text
             for style, text in zip(styles, columns, strict=True)
@@ -145,14 +152,15 @@ def _tail(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     with open_reader(args) as reader:
         verdict = verify_chain(reader.iter_log())
-        location = reader.location
+        location = escape_controls(reader.location)
     if verdict.ok:
         print(
             f"{location}: transfer log intact, {verdict.entries} entries, head {verdict.head.hex()}"
         )
         return 0
     print(
-        f"{location}: transfer log BROKEN at entry {verdict.first_bad_seq}: {verdict.problem} "
+        f"{location}: transfer log BROKEN at entry {verdict.first_bad_seq}: "
+        f"{escape_controls(verdict.problem)} "
         f"({verdict.entries} entries before it verify)",
         file=sys.stderr,
     )

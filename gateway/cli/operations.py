@@ -21,6 +21,7 @@ from gateway.codec import record_type_from_proto
 from gateway.config import load_config
 from gateway.errors import ConfigInvalid, GatewayError, PeerUnavailable
 from gateway.pki import SigningCertificateVerifier, load_certificates
+from gateway.privacy import escape_controls
 
 __all__ = ["register"]
 
@@ -74,10 +75,17 @@ async def _call(address: str, call: str, request: object) -> T:
         try:
             response: T = await getattr(stub, call)(request, timeout=60)
         except grpc.aio.AioRpcError as exc:
+            details = escape_controls(exc.details() or "")
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                raise PeerUnavailable(f"no node answers at {address}: {exc.details()}") from exc
-            raise PeerUnavailable(f"{exc.code().name}: {exc.details()}") from exc
+                raise PeerUnavailable(f"no node answers at {address}: {details}") from exc
+            raise PeerUnavailable(f"{exc.code().name}: {details}") from exc
     return response
+
+
+def _say(line: str, *, error: bool = False) -> None:
+    # Ids, record keys and error texts come from local callers and partners: a control
+    # character among them must not move the cursor, retitle the terminal or forge a line.
+    print(escape_controls(line), file=sys.stderr if error else sys.stdout)
 
 
 def _when(ts: Timestamp) -> str:
@@ -94,11 +102,11 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     for d in response.dead_letters:
         kind = record_type_from_proto(d.record_type).value
-        print(
+        _say(
             f"{d.message_id}  → {d.receiver}  {kind:<21} {d.record_key:<24} "
             f"created {_when(d.created_at)}  {d.attempts} attempt(s)"
         )
-        print(f"    last error: {d.last_error}")
+        _say(f"    last error: {d.last_error}")
     print(f"{len(response.dead_letters)} dead letter(s)")
     return 0
 
@@ -123,9 +131,9 @@ def _redrive(args: argparse.Namespace) -> int:
         )
     )
     for message_id in response.redriven:
-        print(f"{message_id}  re-driven")
+        _say(f"{message_id}  re-driven")
     for message_id in response.not_dead_lettered:
-        print(f"{message_id}  not a dead letter: left alone", file=sys.stderr)
+        _say(f"{message_id}  not a dead letter: left alone", error=True)
     return 0 if not response.not_dead_lettered else 1
 
 
@@ -158,9 +166,9 @@ def _reconcile(args: argparse.Namespace) -> int:
             response.theirs, issuer=response.peer, verifier=verifier, now=now
         )
     except GatewayError as exc:
-        print(f"the partner's checkpoint does not verify: {exc.message}", file=sys.stderr)
+        _say(f"the partner's checkpoint does not verify: {exc.message}", error=True)
         return 1
-    print(
+    _say(
         f"reconciliation with {response.peer} for {_when(response.period_start)} … "
         f"{_when(response.period_end)} (Beijing time)"
     )
@@ -169,9 +177,9 @@ def _reconcile(args: argparse.Namespace) -> int:
         (f"sent by us, missing at {response.peer}", response.missing_at_peer),
         (f"sent by {response.peer}, missing here", response.missing_here),
     ):
-        print(f"  {label}: {len(ids)}")
+        _say(f"  {label}: {len(ids)}")
         for message_id in ids:
-            print(f"    {message_id}")
+            _say(f"    {message_id}")
     gaps = len(response.missing_at_peer) + len(response.missing_here)
     print("  no gaps" if gaps == 0 else f"  {gaps} gap(s)")
     return 0 if gaps == 0 else 1

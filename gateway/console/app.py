@@ -137,11 +137,15 @@ class Console:
     async def _headers_middleware(
         self, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
-        response = await handler(request)
+        # Raised answers too: the guard's redirect to the log-in form, a page's 303, and
+        # aiohttp's own 404 and 405 are pages a browser shows or follows like any other.
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            _secure(request, exc)
+            raise
         if not response.prepared:
-            response.headers.update(SECURITY_HEADERS)
-            if request.path != "/healthz" and not request.path.startswith("/static/"):
-                response.headers.setdefault("Cache-Control", "no-store")
+            _secure(request, response)
         return response
 
     def _guarded(self, spec: RouteSpec, handlers: dict[str, Handler]) -> Handler:
@@ -178,7 +182,12 @@ class Console:
         page = self.render(
             request,
             "error.html",
-            {"title": "无法完成", "message": error.message, "status": error.status},
+            {
+                "title": "无法完成",
+                "message": error.message,
+                "status": error.status,
+                "code": error.code,
+            },
             status=error.status,
         )
         page.headers.update(headers)
@@ -202,6 +211,13 @@ class Console:
             **context,
         )
         return web.Response(text=page, status=status, content_type="text/html", charset="utf-8")
+
+
+def _secure(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
+    cacheable = request.path == "/healthz" or request.path.startswith("/static/")
+    if not cacheable or response.status >= 300:
+        response.headers.setdefault("Cache-Control", "no-store")
 
 
 def _handlers(pages: list[object]) -> dict[str, Handler]:

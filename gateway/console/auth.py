@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 from pathlib import Path
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -67,11 +68,37 @@ def read_metrics_token(path: Path | None) -> str:
     return token
 
 
+_DECODINGS = 4
+
+
 def safe_next(value: str) -> str:
-    # Only same-site paths: never "//host" or "/\\host", which browsers treat as another site.
-    if value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value
-    return "/"
+    """``value`` if it is a plain path on this console, else ``"/"``.
+
+    Browsers read ``//host``, ``/\\host`` and ``/<TAB>/host`` (they drop tabs and line
+    breaks) as another site, and some servers and proxies decode ``%2F`` and ``%5C`` before
+    they route: so the raw value must be printable ASCII without white space, and it and
+    every percent-decoding of it must start with one ``/`` and hold no backslash, control
+    or white-space character."""
+    if not value.isascii() or not _plain_path(value):
+        return "/"
+    form = value
+    for _ in range(_DECODINGS):
+        decoded = unquote(form)
+        if decoded == form:
+            return value
+        if not _plain_path(decoded):
+            return "/"
+        form = decoded
+    return "/"  # still encoded after that many rounds: nobody writes a link like that
+
+
+def _plain_path(text: str) -> bool:
+    return (
+        text.startswith("/")
+        and not text.startswith("//")
+        and "\\" not in text
+        and all(c.isprintable() and not c.isspace() for c in text)
+    )
 
 
 class Guard:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.console.auth import SESSION
 from gateway.console.errors import NotDeadLettered
+from gateway.console.query import path_text, query_text
 
 if TYPE_CHECKING:
     from gateway.console.context import PageContext
@@ -29,20 +30,17 @@ class DeadLetterPages:
         return web.json_response({"items": [r.as_json() for r in rows]})
 
     async def dead_letters_page(self, request: web.Request) -> web.StreamResponse:
+        redriven = query_text(request.query, "redriven")
+        failed = query_text(request.query, "failed")
         rows = await self.backend.reads.dead_letters()
         return self.console.render(
             request,
             "dead_letters.html",
-            {
-                "title": "死信",
-                "rows": rows,
-                "redriven": request.query.get("redriven", ""),
-                "failed": request.query.get("failed", ""),
-            },
+            {"title": "死信", "rows": rows, "redriven": redriven, "failed": failed},
         )
 
     async def _redrive(self, request: web.Request) -> tuple[str, bool]:
-        message_id = request.match_info["message_id"]
+        message_id = path_text(request.match_info["message_id"], "报文编号")
         operator = request[SESSION].operator.username
         done = await self.backend.redrive(message_id, operator=operator)
         if done:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway.console.auth import SESSION
 from gateway.console.errors import NoSuchRecord
+from gateway.console.query import path_text
 from gateway.console.record_view import build_record_view
 from gateway.store.reads import DIRECTIONS
 from gateway.translog import Direction, EventKind, LogEvent
@@ -30,7 +31,7 @@ class RecordPages:
 
     async def _detail(self, request: web.Request, *, unmask: bool) -> dict[str, Any]:
         direction = request.match_info["direction"]
-        message_id = request.match_info["message_id"]
+        message_id = path_text(request.match_info["message_id"], "报文编号")
         if direction not in DIRECTIONS:
             raise NoSuchRecord("没有这条记录")
         reads = self.backend.reads

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gateway.console.auth import SECURITY_HEADERS
-from gateway.console.errors import BadRequest
+from gateway.console.query import query_integer, sequence_number
 
 if TYPE_CHECKING:
     from gateway.console.context import PageContext
@@ -26,16 +26,13 @@ class TailPages:
         self.reads = console.backend.reads
 
     async def events_api(self, request: web.Request) -> web.StreamResponse:
-        try:
-            limit = max(1, min(500, int(request.query.get("limit", "200"))))
-            after = request.query.get("after")
-            after_seq = None if after is None else int(after)
-        except ValueError:
-            raise BadRequest("after 和 limit 应为整数") from None
-        if after_seq is None:
+        query = request.query
+        limit = query_integer(query, "limit", default=200, low=1, high=500)
+        after = query.get("after")
+        if after is None:
             rows = await self.reads.log_latest(min(limit, 50))
         else:
-            rows = await self.reads.log_after(after_seq, limit)
+            rows = await self.reads.log_after(sequence_number(after, "after"), limit)
         return web.json_response({"items": [r.as_json() for r in rows]})
 
     async def tail_page(self, request: web.Request) -> web.StreamResponse:
@@ -48,11 +45,12 @@ class TailPages:
 
     async def events_stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: each new transfer-log entry as ``event: entry``, id = seq."""
-        raw = request.headers.get("Last-Event-ID") or request.query.get("after", "")
-        try:
-            after = int(raw) if raw else None
-        except ValueError:
-            raise BadRequest("after 应为整数") from None
+        resumed = request.headers.get("Last-Event-ID")
+        if resumed:
+            after: int | None = sequence_number(resumed, "Last-Event-ID")
+        else:
+            asked = request.query.get("after", "")
+            after = sequence_number(asked, "after") if asked else None
         if after is None:
             latest = await self.reads.log_latest(1)
             after = latest[-1].seq if latest else 0

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gateway.clock import BEIJING
 from gateway.console import labels
 from gateway.console.errors import BadRequest
+from gateway.console.query import query_cursor, query_integer, query_text, query_time
 from gateway.console.routes import TRANSFER_QUERY
-from gateway.store.reads import DIRECTIONS, STATUSES, TransferFilter, TransferPage
+from gateway.store.reads import DIRECTIONS, MAX_PAGE, STATUSES, TransferFilter, TransferPage
 
 if TYPE_CHECKING:
     from gateway.console.context import PageContext
 
-__all__ = ["TransferPages", "parse_time"]
-
-
-def parse_time(value: str, name: str) -> str:
-    """An ISO time from a form or query (no offset: Beijing) as the store's UTC text."""
-    if not value:
-        return ""
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{name}: not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=BEIJING)
-    return when.astimezone(dt.UTC).isoformat(timespec="microseconds")
+__all__ = ["TransferPages", "transfer_filter"]
 
 
 def transfer_filter(request: web.Request) -> TransferFilter:
@@ -39,25 +25,21 @@ def transfer_filter(request: web.Request) -> TransferFilter:
     status = query.get("status", "")
     record_type = query.get("record_type", "")
     if direction and direction not in DIRECTIONS:
-        raise BadRequest("direction 取值无效")
+        raise BadRequest("参数 direction 取值无效")
     if status and status not in STATUSES:
-        raise BadRequest("status 取值无效")
+        raise BadRequest("参数 status 取值无效")
     if record_type and record_type not in labels.RECORD_TYPE_LABELS:
-        raise BadRequest("record_type 取值无效")
-    try:
-        limit = int(query.get("limit", "50"))
-    except ValueError:
-        raise BadRequest("limit 应为整数") from None
+        raise BadRequest("参数 record_type 取值无效")
     return TransferFilter(
         direction=direction,
-        peer=query.get("peer", "").strip(),
+        peer=query_text(query, "peer", strip=True),
         record_type=record_type,
         status=status,
-        since=parse_time(query.get("since", ""), "since"),
-        until=parse_time(query.get("until", ""), "until"),
-        q=query.get("q", "").strip(),
-        cursor=query.get("cursor", ""),
-        limit=limit,
+        since=query_time(query, "since"),
+        until=query_time(query, "until"),
+        q=query_text(query, "q", strip=True),
+        cursor=query_cursor(query),
+        limit=query_integer(query, "limit", default=50, low=1, high=MAX_PAGE),
     )
 
 
@@ -67,11 +49,7 @@ class TransferPages:
         self.backend = console.backend
 
     async def _transfers(self, request: web.Request) -> TransferPage:
-        f = transfer_filter(request)
-        try:
-            return await self.backend.reads.list_transfers(f)
-        except ValueError as exc:  # a cursor this API did not hand out
-            raise BadRequest(str(exc)) from None
+        return await self.backend.reads.list_transfers(transfer_filter(request))
 
     async def transfers_api(self, request: web.Request) -> web.StreamResponse:
         page = await self._transfers(request)
