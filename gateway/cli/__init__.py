@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.errors import GatewayError
+from gateway.privacy import escape_controls
 
 __all__ = ["main"]
 
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except GatewayError as exc:
-        print(f"chuanyu-gateway: {exc.message} [{exc.reason}]", file=sys.stderr)
+        print(f"chuanyu-gateway: {escape_controls(exc.message)} [{exc.reason}]", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -164,13 +164,18 @@ async def _send_async(
             response = await stub.SendBatch(request, timeout=60)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                raise PeerUnavailable(f"no node answers at {address}: {exc.details()}") from exc
-            print(f"refused: {exc.code().name}: {exc.details()}", file=sys.stderr)
+                raise PeerUnavailable(
+                    f"no node answers at {address}: {escape_controls(exc.details() or '')}"
+                ) from exc
+            print(
+                f"refused: {exc.code().name}: {escape_controls(exc.details() or '')}",
+                file=sys.stderr,
+            )
             return 1
         if response.refusals:
             for refusal in response.refusals:
                 for line in _refusal_lines(refusal, records):
-                    print(line, file=sys.stderr)
+                    print(escape_controls(line), file=sys.stderr)
             print(
                 f"nothing queued: {len(response.refusals)} of {len(records)} record(s) refused",
                 file=sys.stderr,
@@ -180,7 +185,10 @@ async def _send_async(
         for record, sent in zip(records, response.results, strict=True):
             note = "  (already queued)" if sent.duplicate else ""
             queued += not sent.duplicate
-            print(f"{sent.message_id}  {record.record_type.value:<21} → {sent.receiver}{note}")
+            print(
+                f"{escape_controls(sent.message_id)}  {record.record_type.value:<21} → "
+                f"{escape_controls(sent.receiver)}{note}"
+            )
         print(
             f"{queued} queued, {len(records) - queued} already queued, 0 refused "
             f"({len(records)} record(s) in the file)"
@@ -200,10 +208,14 @@ async def _await_receipts(
         for message_id in sorted(pending):
             state = await stub.GetMessage(lpb.GetMessageRequest(message_id=message_id), timeout=5)
             if state.state == lpb.MESSAGE_STATE_DELIVERED:
-                print(f"{message_id}  delivered, receipt signed by {state.receiver}")
+                print(
+                    f"{message_id}  delivered, receipt signed by {escape_controls(state.receiver)}"
+                )
                 pending.discard(message_id)
             elif state.state == lpb.MESSAGE_STATE_REJECTED:
-                print(f"{message_id}  rejected: {state.last_error}", file=sys.stderr)
+                print(
+                    f"{message_id}  rejected: {escape_controls(state.last_error)}", file=sys.stderr
+                )
                 pending.discard(message_id)
         await asyncio.sleep(0.2)
     if pending:
