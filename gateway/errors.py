@@ -17,6 +17,7 @@
     │   ├── WrongReceiver           header names another node
     │   ├── EnvelopeStale           created-at outside the freshness window
     │   ├── UnknownCorrelation      feedback answers a record we do not know
+    │   ├── MessageIdReused         a message id already accepted, offered with other content
     │   ├── UnknownPeer             local caller names a bureau we have no route to
     │   ├── NotFound                local caller asks for something we do not have
     │   │   └── AdapterNotFound       (gateway.adapter) no adapter of that name installed
@@ -52,6 +53,7 @@ __all__ = [
     "GatewayError",
     "GatewayFault",
     "IllegalTransition",
+    "MessageIdReused",
     "NotFound",
     "Overloaded",
     "PayloadDigestMismatch",
@@ -147,6 +149,12 @@ class EnvelopeStale(PeerError):
 
 class UnknownCorrelation(PeerError):
     reason = "UNKNOWN_CORRELATION"
+
+
+class MessageIdReused(PeerError):
+    """A (sender, message id) already in the inbox arrives with another payload or header."""
+
+    reason = "MESSAGE_ID_REUSED"
 
 
 class UnknownPeer(PeerError):

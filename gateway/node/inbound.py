@@ -2,7 +2,9 @@
 
 The order is the promise: an envelope is durable in the inbox before its
 receipt is signed, and a repeated (sender, message id) gets the original
-receipt back without a second inbox entry.
+receipt back without a second inbox entry. A repeat is the same payload under the
+same sender, receiver, record type, agreement and correlation: the header digest may
+differ, because a sender re-seals an old envelope with a fresh created-at.
 """
 
 from __future__ import annotations
@@ -17,10 +19,18 @@ from chuanyu.exchange.v1 import envelope_pb2 as epb
 from gateway.agreements import AgreementBook, AgreementRefused
 from gateway.clock import utc_now
 from gateway.codec import record_type_from_proto
-from gateway.envelope import Freshness, OpenedEnvelope, issue_receipt, open_envelope, parse_header
+from gateway.envelope import (
+    Freshness,
+    OpenedEnvelope,
+    issue_receipt,
+    open_envelope,
+    parse_envelope,
+    parse_header,
+)
 from gateway.errors import (
     EnvelopeMalformed,
     GatewayError,
+    MessageIdReused,
     PeerError,
     PeerNotPartner,
     UnknownCorrelation,
@@ -33,9 +43,30 @@ from gateway.signing import Signer
 from gateway.store.base import InboundRow, OutboundRow, Store
 from gateway.translog import Direction, EventKind, LogEvent
 
-__all__ = ["InboundFacts", "InboundService", "judge_acceptance"]
+__all__ = ["InboundFacts", "InboundService", "StoredCopy", "judge_acceptance"]
 
 _log = logging.getLogger("chuanyu.inbound")
+
+
+# Header fields a re-sealed envelope keeps: only created-at, key id and suite may change.
+_FIXED_HEADER_FIELDS = ("sender", "receiver", "record_type", "agreement_id", "correlation_id")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCopy:
+    """The inbox entry already held under an envelope's (sender, message id)."""
+
+    header: epb.EnvelopeHeader
+    header_sha256: bytes
+    payload_sha256: bytes
+
+    @classmethod
+    def of(cls, row: InboundRow) -> StoredCopy:
+        return cls(
+            header=parse_header(parse_envelope(row.envelope).header),
+            header_sha256=row.header_sha256,
+            payload_sha256=row.payload_sha256,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +75,28 @@ class InboundFacts:
 
     seen: bool  # (sender, message id) is already in the inbox
     answered: OutboundRow | None  # feedback only: the record of ours it names
+    stored: StoredCopy | None = None  # the inbox entry behind ``seen``
+
+
+def _check_repeat(opened: OpenedEnvelope, stored: StoredCopy) -> None:
+    """Refuse a known message id that carries other content than the one accepted."""
+    if opened.header_sha256 == stored.header_sha256:
+        return
+    changed = [
+        name
+        for name in _FIXED_HEADER_FIELDS
+        if getattr(opened.header, name) != getattr(stored.header, name)
+    ]
+    if opened.payload_sha256 != stored.payload_sha256:
+        changed.insert(0, "payload")
+    if changed:
+        raise MessageIdReused(
+            f"message id {opened.header.message_id} from bureau {opened.header.sender} was "
+            f"accepted with header sha256 {stored.header_sha256.hex()} and payload sha256 "
+            f"{stored.payload_sha256.hex()}; this envelope has header sha256 "
+            f"{opened.header_sha256.hex()} and payload sha256 {opened.payload_sha256.hex()} "
+            f"({', '.join(changed)} differ): a new message needs a new message id"
+        )
 
 
 def judge_acceptance(
@@ -56,6 +109,8 @@ def judge_acceptance(
 ) -> None:
     """Accept ``opened`` or raise the :class:`PeerError` that refuses it. Pure."""
     header = opened.header
+    if facts.stored is not None:
+        _check_repeat(opened, facts.stored)
     try:
         agreements.check_inbound(
             header.agreement_id,
@@ -148,13 +203,17 @@ class InboundService:
     async def _facts(self, opened: OpenedEnvelope) -> InboundFacts:
         """What the store knows that the decision needs, fetched before it is made."""
         header, record = opened.header, opened.record
-        seen = await self.store.get_inbound(header.sender, header.message_id) is not None
+        held = await self.store.get_inbound(header.sender, header.message_id)
         answered: OutboundRow | None = None
         if isinstance(record, Feedback):
             answered = await self.store.find_outbound_by_key(
                 record.original_type.value, record.original_number, header.sender
             )
-        return InboundFacts(seen=seen, answered=answered)
+        return InboundFacts(
+            seen=held is not None,
+            answered=answered,
+            stored=None if held is None else StoredCopy.of(held),
+        )
 
     async def _commit_and_sign(
         self, envelope: epb.Envelope, opened: OpenedEnvelope, now: dt.datetime

@@ -645,24 +645,40 @@ async def _replay(ctx: Ctx) -> Observed:
 @row(
     "message-id-collision",
     Channel.PEER,
-    "another registration (new payload, genuinely signed) under the canary's message id",
-    ACCEPTED,
+    "the canary again, then re-sealed, then another registration (new payload, genuinely "
+    "signed) under the canary's message id, then that one re-sealed",
+    refused(grpc.StatusCode.ALREADY_EXISTS, "MESSAGE_ID_REUSED"),
 )
 async def _collision(ctx: Ctx) -> Observed:
+    original = ctx.canary_receipt.SerializeToString()
+    # A repeat, exact or re-sealed with a fresh created-at, still gets the original receipt.
+    exact = await submit(ctx.peer, ctx.canary)
+    resealed = reseal_envelope(ctx.suining, ctx.canary, dt.datetime.now(dt.UTC))
+    assert resealed.header != ctx.canary.header
+    again = await submit(ctx.peer, resealed)
+    assert exact.SerializeToString() == original == again.SerializeToString()
     other = record(REGISTRATION, name="遂宁冒名顶替有限公司")
     canary_id = epb.EnvelopeHeader.FromString(ctx.canary.header).message_id
     envelope = with_header(
         ctx.suining, ctx.canary, payload=encode_payload(other), message_id=canary_id
     )
-    receipt = await submit(ctx.peer, envelope)
-    # The original receipt (naming the original payload) comes back and nothing changes:
-    # the sender's verify_receipt would flag RECEIPT_MISMATCH.
-    assert receipt.SerializeToString() == ctx.canary_receipt.SerializeToString()
-    body = epb.ReceiptBody.FromString(receipt.body)
-    assert body.payload_sha256 == sha256(ctx.canary.payload) != sha256(envelope.payload)
+    observed = await observe(submit(ctx.peer, envelope))
+    # The refusal names what is held and what was offered, so the sender can tell its
+    # message-id generator is at fault.
+    for digest in (
+        ctx.canary.header,
+        ctx.canary.payload,
+        envelope.header,
+        envelope.payload,
+    ):
+        assert sha256(digest).hex() in observed.text, observed.text
+    later = reseal_envelope(ctx.suining, envelope, dt.datetime.now(dt.UTC))
+    second = await observe(submit(ctx.peer, later))
+    assert (second.code, second.reason) == (observed.code, observed.reason)
     rows = await ctx.node.store.undelivered_inbound(0, 100)
     assert [r.envelope for r in rows] == [ctx.canary.SerializeToString()]
-    return Observed(code=grpc.StatusCode.OK, codes=[grpc.StatusCode.OK])
+    observed.codes = [grpc.StatusCode.OK, grpc.StatusCode.OK, *observed.codes, *second.codes]
+    return observed
 
 
 @row(
