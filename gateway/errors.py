@@ -18,6 +18,7 @@
     │   ├── EnvelopeStale           created-at outside the freshness window
     │   ├── UnknownCorrelation      feedback answers a record we do not know
     │   ├── MessageIdReused         a message id already accepted, offered with other content
+    │   ├── MessageTooLarge         a request over [exchange] max_message_bytes (carries limit)
     │   ├── UnknownPeer             local caller names a bureau we have no route to
     │   ├── NotFound                local caller asks for something we do not have
     │   │   └── AdapterNotFound       (gateway.adapter) no adapter of that name installed
@@ -54,6 +55,7 @@ __all__ = [
     "GatewayFault",
     "IllegalTransition",
     "MessageIdReused",
+    "MessageTooLarge",
     "NotFound",
     "Overloaded",
     "PayloadDigestMismatch",
@@ -155,6 +157,17 @@ class MessageIdReused(PeerError):
     """A (sender, message id) already in the inbox arrives with another payload or header."""
 
     reason = "MESSAGE_ID_REUSED"
+
+
+class MessageTooLarge(PeerError):
+    """A request bigger than the node accepts; the caller must split it, not retry it."""
+
+    reason = "MESSAGE_TOO_LARGE"
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"request of {size} bytes is over this node's limit of {limit} bytes")
 
 
 class UnknownPeer(PeerError):

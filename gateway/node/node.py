@@ -30,6 +30,7 @@ from gateway.node.dispatcher import OutboxDispatcher
 from gateway.node.folders import InboundFolder, OutboundFolder
 from gateway.node.grpc import (
     EXCHANGE_SERVICE,
+    HARD_LIMIT_HEADROOM,
     LOCAL_SERVICE,
     OPERATOR_SERVICE,
     PartnersOnly,
@@ -239,7 +240,13 @@ class GatewayNode:
         )
 
     async def _start_servers(self) -> None:
-        options = server_options(self.config)
+        # grpc reads a request up to a little over the limit, so the handlers refuse it with
+        # details (MESSAGE_TOO_LARGE); past that grpc refuses it bare, unread.
+        limit = self.config.exchange.max_message_bytes
+        options = [
+            *(o for o in server_options(self.config) if o[0] != "grpc.max_receive_message_length"),
+            ("grpc.max_receive_message_length", limit + HARD_LIMIT_HEADROOM),
+        ]
         peer = grpc.aio.server(
             options=[
                 *options,
@@ -263,6 +270,7 @@ class GatewayNode:
                     self.limiter,
                     self.reconciler,
                     stream_window=self.config.exchange.stream_window,
+                    max_message_bytes=limit,
                 )
             ]
         )
@@ -282,7 +290,7 @@ class GatewayNode:
         local = grpc.aio.server(options=options)
         local.add_generic_rpc_handlers(
             [
-                local_handler(self.outbound, self.store, self.signal),
+                local_handler(self.outbound, self.store, self.signal, max_message_bytes=limit),
                 operator_handler(
                     self.store,
                     lambda message_id, operator: self.outbound.redrive(
@@ -290,6 +298,7 @@ class GatewayNode:
                     ),
                     self.reconciler,
                     next(iter(sorted(self.dispatchers)), ""),
+                    max_message_bytes=limit,
                 ),
             ]
         )

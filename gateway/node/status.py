@@ -34,6 +34,7 @@ from gateway.errors import (
     GatewayFault,
     IllegalTransition,
     MessageIdReused,
+    MessageTooLarge,
     NotFound,
     Overloaded,
     PayloadDigestMismatch,
@@ -96,6 +97,7 @@ STATUS_CODES: Mapping[type[GatewayError], grpc.StatusCode] = {
     PeerUnavailable: _C.UNAVAILABLE,
     TlsServerNotPartner: _C.UNAVAILABLE,
     Overloaded: _C.RESOURCE_EXHAUSTED,
+    MessageTooLarge: _C.RESOURCE_EXHAUSTED,
     # At run time a configuration problem (an expired CRL) is ours and may clear: retry later.
     ConfigInvalid: _C.UNAVAILABLE,
     AgreementFileInvalid: _C.UNAVAILABLE,
@@ -117,7 +119,12 @@ def status_code_for(error: GatewayError) -> grpc.StatusCode:
 def _details(error: GatewayError) -> list[AnyProto]:
     details: list[AnyProto] = []
     info = AnyProto()
-    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))
+    metadata: dict[str, str] = {}
+    if isinstance(error, MessageTooLarge):
+        metadata = {"max_message_bytes": str(error.limit), "message_bytes": str(error.size)}
+    info.Pack(
+        error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata)
+    )
     details.append(info)
     if isinstance(error, Overloaded):
         retry = AnyProto()

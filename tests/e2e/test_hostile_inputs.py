@@ -347,7 +347,7 @@ async def _unknown_method(ctx: Ctx) -> Observed:
     "oversize-in-stream",
     Channel.PEER,
     "a bulk stream: good, then one 200 KB envelope (node limit 64 KiB), then good",
-    Expect(code=grpc.StatusCode.RESOURCE_EXHAUSTED),
+    refused(grpc.StatusCode.RESOURCE_EXHAUSTED, "MESSAGE_TOO_LARGE"),
     target=lambda workdir, _: {"exchange": {"max_message_bytes": 65536}},
 )
 async def _oversize(ctx: Ctx) -> Observed:

@@ -241,19 +241,44 @@ async def test_malformed_protobuf_is_invalid_argument(
     await _still_serving(as_suining, pki)
 
 
+def _error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+    status = rpc_status.from_call(error)
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info
+    return None
+
+
 async def test_oversize_message_is_refused(pki: PkiLayout, tmp_path: object) -> None:
     from pathlib import Path
 
+    from gateway.node.grpc import HARD_LIMIT_HEADROOM
+
     assert isinstance(tmp_path, Path)
-    small = node_config(pki, TONGLIANG, SUINING, tmp_path, exchange={"max_message_bytes": 65536})
+    limit = 65536
+    small = node_config(pki, TONGLIANG, SUINING, tmp_path, exchange={"max_message_bytes": limit})
     async with GatewayNode(small) as node, peer_channel(pki, SUINING, node.peer_port) as channel:
         stub = exchange_stub(channel)
         big = sealed(signer_for(pki, SUINING), record(COMPLAINT))
         big.signer_certificate = big.signer_certificate + b"\0" * 100_000
+        size = xpb.SubmitRequest(envelope=big).ByteSize()
         error = await _refused(stub, big)
+        # Over the configured limit: refused by the node, with details like any refusal.
         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        info = _error_info(error)
+        assert info is not None
+        assert (info.reason, info.domain) == ("MESSAGE_TOO_LARGE", "chuanyu.exchange.v1")
+        assert dict(info.metadata) == {"max_message_bytes": str(limit), "message_bytes": str(size)}
+        # Past grpc's own limit the request is refused unread, with no details at all.
+        huge = sealed(signer_for(pki, SUINING), record(COMPLAINT))
+        huge.signer_certificate = huge.signer_certificate + b"\0" * (limit + HARD_LIMIT_HEADROOM)
+        bare = await _refused(stub, huge)
+        assert bare.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert _error_info(bare) is None
         receipt = await submit(stub, sealed(signer_for(pki, SUINING), record(COMPLAINT)))
         assert receipt.body
+        assert len(await node.store.undelivered_inbound(0, 10)) == 1
 
 
 async def test_tls_certificate_from_a_foreign_ca_is_refused(

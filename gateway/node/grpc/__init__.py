@@ -9,13 +9,14 @@ one interceptor (:mod:`.admission`) that lets only partners call the partner por
 from __future__ import annotations
 
 from gateway.node.grpc.admission import PartnersOnly
-from gateway.node.grpc.calls import tls_peer_bureau
+from gateway.node.grpc.calls import HARD_LIMIT_HEADROOM, tls_peer_bureau
 from gateway.node.grpc.exchange import EXCHANGE_SERVICE, exchange_handler
 from gateway.node.grpc.local import LOCAL_SERVICE, local_handler
 from gateway.node.grpc.operator import OPERATOR_SERVICE, operator_handler
 
 __all__ = [
     "EXCHANGE_SERVICE",
+    "HARD_LIMIT_HEADROOM",
     "LOCAL_SERVICE",
     "OPERATOR_SERVICE",
     "PartnersOnly",

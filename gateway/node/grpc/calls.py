@@ -2,10 +2,14 @@
 
 Requests arrive as raw bytes and are parsed here, so a malformed message gets
 ``INVALID_ARGUMENT`` naming the message type instead of grpc's generic
-deserialisation failure. Every exception a handler raises becomes a status in
-:func:`abort_with`, the one place: a gateway error through the table in
-:mod:`gateway.node.status`; anything else is a bug, logged with an incident id and
-answered ``INTERNAL`` while the node keeps serving (as grpclib's ``server.py``).
+deserialisation failure. Their size is checked here too, against
+``[exchange] max_message_bytes``: the server's own receive limit is set a little
+higher, so a request just over the limit is refused with ``MESSAGE_TOO_LARGE`` and
+its ``ErrorInfo`` like any other refusal, not with grpc's bare status. Every
+exception a handler raises becomes a status in :func:`abort_with`, the one place:
+a gateway error through the table in :mod:`gateway.node.status`; anything else is
+a bug, logged with an incident id and answered ``INTERNAL`` while the node keeps
+serving (as grpclib's ``server.py``).
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from gateway.clock import utc_now
-from gateway.errors import EnvelopeMalformed, GatewayError
+from gateway.errors import EnvelopeMalformed, GatewayError, MessageTooLarge
 from gateway.node.status import internal_status, status_for
 from gateway.pki import SigningCertificateVerifier, bureau_of_pem
 
 __all__ = [
+    "HARD_LIMIT_HEADROOM",
     "Context",
     "abort_with",
     "bidi_stream",
@@ -39,6 +44,22 @@ _log = logging.getLogger("chuanyu.grpc")
 Context = grpc.aio.ServicerContext[Any, Any]
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
+
+
+# How far over max_message_bytes the server still reads a request, to refuse it with
+# details; beyond it grpc refuses the request itself (RESOURCE_EXHAUSTED, no details).
+HARD_LIMIT_HEADROOM = 1024 * 1024
+
+
+def check_size(data: bytes, max_bytes: int) -> bytes:
+    if len(data) > max_bytes:
+        raise MessageTooLarge(len(data), max_bytes)
+    return data
+
+
+async def _sized(requests: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
+    async for data in requests:
+        yield check_size(data, max_bytes)
 
 
 def parse(data: bytes, message_type: type[Req]) -> Req:
@@ -69,13 +90,16 @@ async def abort_with(context: Context, exc: Exception) -> NoReturn:
 
 
 def unary(
-    request_type: type[Req], handler: Callable[[Req, Context], Awaitable[Resp]]
+    request_type: type[Req],
+    handler: Callable[[Req, Context], Awaitable[Resp]],
+    *,
+    max_bytes: int,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """A request, a response."""
 
     async def call(data: bytes, context: Context) -> Resp:
         try:
-            return await handler(parse(data, request_type), context)
+            return await handler(parse(check_size(data, max_bytes), request_type), context)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
@@ -102,11 +126,16 @@ def _streaming(
 
 
 def server_stream(
-    request_type: type[Req], handler: Callable[[Req, Context], AsyncIterator[Resp]]
+    request_type: type[Req],
+    handler: Callable[[Req, Context], AsyncIterator[Resp]],
+    *,
+    max_bytes: int,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """A request, a stream of responses."""
     return grpc.unary_stream_rpc_method_handler(
-        _streaming(lambda data, context: handler(parse(data, request_type), context)),
+        _streaming(
+            lambda data, context: handler(parse(check_size(data, max_bytes), request_type), context)
+        ),
         request_deserializer=None,
         response_serializer=_serialize,
     )
@@ -114,10 +143,17 @@ def server_stream(
 
 def bidi_stream(
     handler: Callable[[AsyncIterator[bytes], Context], AsyncIterator[Resp]],
+    *,
+    max_bytes: int,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """Streams both ways; requests stay bytes, so the handler answers each bad one."""
+    """Streams both ways; requests stay bytes, so the handler answers each bad one.
+
+    A request over the size limit ends the call, as grpc's own limit would.
+    """
     return grpc.stream_stream_rpc_method_handler(
-        _streaming(handler), request_deserializer=None, response_serializer=_serialize
+        _streaming(lambda requests, context: handler(_sized(requests, max_bytes), context)),
+        request_deserializer=None,
+        response_serializer=_serialize,
     )
 
 

@@ -145,13 +145,16 @@ def exchange_handler(
     reconciler: Reconciler,
     *,
     stream_window: int,
+    max_message_bytes: int,
 ) -> grpc.GenericRpcHandler:
     exchange = _Exchange(inbound, signal, verifier, limiter, reconciler, stream_window)
     return grpc.method_handlers_generic_handler(
         EXCHANGE_SERVICE,
         {
-            "Submit": unary(xpb.SubmitRequest, exchange.submit),
-            "SubmitStream": bidi_stream(exchange.submit_stream),
-            "Reconcile": unary(xpb.ReconcileRequest, exchange.reconcile),
+            "Submit": unary(xpb.SubmitRequest, exchange.submit, max_bytes=max_message_bytes),
+            "SubmitStream": bidi_stream(exchange.submit_stream, max_bytes=max_message_bytes),
+            "Reconcile": unary(
+                xpb.ReconcileRequest, exchange.reconcile, max_bytes=max_message_bytes
+            ),
         },
     )

@@ -49,7 +49,12 @@ def _refusal(refusal: Refusal, index: int) -> lpb.RecordRefusal:
 
 
 def local_handler(
-    outbound: OutboundService, store: Store, signal: InboxSignal, *, poll_seconds: float = 2.0
+    outbound: OutboundService,
+    store: Store,
+    signal: InboxSignal,
+    *,
+    max_message_bytes: int,
+    poll_seconds: float = 2.0,
 ) -> grpc.GenericRpcHandler:
     async def send(request: lpb.SendRequest, context: Context) -> lpb.SendResponse:
         outcome = await outbound.send(
@@ -132,10 +137,10 @@ def local_handler(
     return grpc.method_handlers_generic_handler(
         LOCAL_SERVICE,
         {
-            "Send": unary(lpb.SendRequest, send),
-            "SendBatch": unary(lpb.SendBatchRequest, send_batch),
-            "Receive": server_stream(lpb.ReceiveRequest, receive),
-            "Acknowledge": unary(lpb.AcknowledgeRequest, acknowledge),
-            "GetMessage": unary(lpb.GetMessageRequest, get_message),
+            "Send": unary(lpb.SendRequest, send, max_bytes=max_message_bytes),
+            "SendBatch": unary(lpb.SendBatchRequest, send_batch, max_bytes=max_message_bytes),
+            "Receive": server_stream(lpb.ReceiveRequest, receive, max_bytes=max_message_bytes),
+            "Acknowledge": unary(lpb.AcknowledgeRequest, acknowledge, max_bytes=max_message_bytes),
+            "GetMessage": unary(lpb.GetMessageRequest, get_message, max_bytes=max_message_bytes),
         },
     )

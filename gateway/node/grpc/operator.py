@@ -24,6 +24,8 @@ def operator_handler(
     redrive: Callable[[str, str], Awaitable[bool]],
     reconciler: Reconciler,
     default_peer: str,
+    *,
+    max_message_bytes: int,
 ) -> grpc.GenericRpcHandler:
     async def list_dead_letters(
         request: opb.ListDeadLettersRequest, context: Context
@@ -76,8 +78,14 @@ def operator_handler(
     return grpc.method_handlers_generic_handler(
         OPERATOR_SERVICE,
         {
-            "ListDeadLetters": unary(opb.ListDeadLettersRequest, list_dead_letters),
-            "RedriveDeadLetters": unary(opb.RedriveDeadLettersRequest, redrive_dead_letters),
-            "ReconcilePeriod": unary(opb.ReconcilePeriodRequest, reconcile_period),
+            "ListDeadLetters": unary(
+                opb.ListDeadLettersRequest, list_dead_letters, max_bytes=max_message_bytes
+            ),
+            "RedriveDeadLetters": unary(
+                opb.RedriveDeadLettersRequest, redrive_dead_letters, max_bytes=max_message_bytes
+            ),
+            "ReconcilePeriod": unary(
+                opb.ReconcilePeriodRequest, reconcile_period, max_bytes=max_message_bytes
+            ),
         },
     )
