@@ -18,6 +18,7 @@ from exchange_support import (
     TONGLIANG,
     NodePair,
     exchange_stub,
+    local_stub,
     node_config,
     peer_channel,
     reason_of,
@@ -32,6 +33,7 @@ from grpc_status import rpc_status
 from chuanyu.exchange.v1 import envelope_pb2 as epb
 from chuanyu.exchange.v1 import exchange_service_pb2 as xpb
 from chuanyu.exchange.v1 import exchange_service_pb2_grpc as xgrpc
+from chuanyu.exchange.v1 import local_service_pb2 as lpb
 from gateway.codec import record_to_proto
 from gateway.node import GatewayNode
 from gateway.pki import PkiLayout
@@ -279,6 +281,14 @@ async def test_oversize_message_is_refused(pki: PkiLayout, tmp_path: object) -> 
         receipt = await submit(stub, sealed(signer_for(pki, SUINING), record(COMPLAINT)))
         assert receipt.body
         assert len(await node.store.undelivered_inbound(0, 10)) == 1
+        # The local port holds its callers to the same limit, with the same details.
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.local_port}") as local:
+            message = record_to_proto(record(COMPLAINT))
+            message.consumer_complaint.facts = "投诉" * 40_000
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await local_stub(local).Send(lpb.SendRequest(record=message), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert reason_of(caught.value) == "MESSAGE_TOO_LARGE"
 
 
 async def test_tls_certificate_from_a_foreign_ca_is_refused(
