@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from exchange_support import SUINING, TONGLIANG, signer_for
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
 from gateway.agreements import AgreementBook, load_agreements
@@ -23,20 +23,12 @@ from gateway.envelope import (
 )
 from gateway.errors import MessageIdReused
 from gateway.node.inbound import InboundFacts, StoredCopy, judge_acceptance
-from gateway.pki import (
-    PkiLayout,
-    SigningCertificateVerifier,
-    init_pki,
-    key_id,
-    load_certificate,
-    load_private_key,
-)
+from gateway.pki import PkiLayout, SigningCertificateVerifier, init_pki, load_certificate
 from gateway.records import Record, RecordType, parse_record, record_key
-from gateway.signing import Ed25519Suite, Signer
+from gateway.signing import Signer
 from gateway.store.base import InboundRow
 
 RecordData = Callable[..., dict[str, Any]]
-TONGLIANG, SUINING = "500151", "510900"
 SHIPPED = Path(__file__).resolve().parents[2] / "agreements"
 MESSAGE_ID = "6f1c1a52-3b0e-4c57-9d4e-0b6a3f3c2a10"
 AGREEMENT = "SUI-TONG-CP-2024"
@@ -54,15 +46,7 @@ def book() -> AgreementBook:
 
 @pytest.fixture(scope="module")
 def signer(pki: PkiLayout) -> Signer:
-    paths = pki.bureau(SUINING)
-    cert = load_certificate(paths.signing_cert)
-    return Signer(
-        bureau=SUINING,
-        suite=Ed25519Suite(),
-        private_key=load_private_key(paths.signing_key),
-        certificate_der=cert.public_bytes(serialization.Encoding.DER),
-        key_id=key_id(cert),
-    )
+    return signer_for(pki, SUINING)
 
 
 def _complaint(record_data: RecordData, **changes: Any) -> Record:
@@ -114,13 +98,21 @@ def _held(envelope: epb.Envelope, opened: OpenedEnvelope) -> InboundFacts:
     return InboundFacts(seen=True, answered=None, stored=StoredCopy.of(row))
 
 
+def _accepted(
+    pki: PkiLayout, signer: Signer, record: Record, now: dt.datetime
+) -> tuple[OpenedEnvelope, InboundFacts]:
+    """An envelope as opened, and the facts once it is in the inbox."""
+    envelope = _seal(signer, record, now)
+    opened = _open(pki, envelope, now)
+    return opened, _held(envelope, opened)
+
+
 def test_an_exact_repeat_is_accepted(
     pki: PkiLayout, book: AgreementBook, signer: Signer, record_data: RecordData
 ) -> None:
     now = dt.datetime.now(dt.UTC)
-    envelope = _seal(signer, _complaint(record_data), now)
-    opened = _open(pki, envelope, now)
-    judge_acceptance(opened, _held(envelope, opened), book, receiver=TONGLIANG, now=now)
+    opened, facts = _accepted(pki, signer, _complaint(record_data), now)
+    judge_acceptance(opened, facts, book, receiver=TONGLIANG, now=now)
 
 
 def test_a_resealed_repeat_is_accepted(
@@ -140,13 +132,12 @@ def test_the_same_id_with_another_payload_is_refused_naming_both_digests(
     pki: PkiLayout, book: AgreementBook, signer: Signer, record_data: RecordData
 ) -> None:
     now = dt.datetime.now(dt.UTC)
-    first = _seal(signer, _complaint(record_data), now)
-    held = _open(pki, first, now)
+    held, facts = _accepted(pki, signer, _complaint(record_data), now)
     other = _open(
         pki, _seal(signer, _complaint(record_data, subject="购买的冰箱无法制冷"), now), now
     )
     with pytest.raises(MessageIdReused) as caught:
-        judge_acceptance(other, _held(first, held), book, receiver=TONGLIANG, now=now)
+        judge_acceptance(other, facts, book, receiver=TONGLIANG, now=now)
     message = caught.value.message
     assert caught.value.reason == "MESSAGE_ID_REUSED"
     for digest in (
@@ -164,14 +155,13 @@ def test_the_same_id_and_payload_under_another_correlation_is_refused(
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     record = _complaint(record_data)
-    first = _seal(signer, record, now)
-    held = _open(pki, first, now)
+    held, facts = _accepted(pki, signer, record, now)
     other = _open(
         pki, _seal(signer, record, now, correlation_id="1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed"), now
     )
     assert other.payload_sha256 == held.payload_sha256
     with pytest.raises(MessageIdReused, match="correlation_id differ"):
-        judge_acceptance(other, _held(first, held), book, receiver=TONGLIANG, now=now)
+        judge_acceptance(other, facts, book, receiver=TONGLIANG, now=now)
 
 
 def test_a_message_id_not_yet_held_is_not_compared(
