@@ -2,7 +2,8 @@
 
 :class:`PartnerClient` is the only code that calls a partner node. It owns the
 channel, turns every ``grpc.aio.AioRpcError`` (and every in-stream rejection) into
-an outcome of :mod:`gateway.transfer` in one place, :func:`classify`, and keeps the
+an outcome of :mod:`gateway.transfer` in one place, :func:`~gateway.node.answers.classify`
+(re-exported here), and keeps the
 one account of the partner's health: every call's result updates it, and
 :meth:`PartnerClient.probe` adds a standard ``grpc.health.v1`` check over the same
 channel. The circuit is part of that account: after a failed call the next one
@@ -13,7 +14,7 @@ Every call checks whom it talks to: the channel verifies the server's certificat
 against the partner's bureau DNS name (:func:`gateway.pki.bureau_dns_name`, set as
 ``grpc.ssl_target_name_override``), not against the address dialled. A server whose
 certificate names another bureau fails the handshake before any request is written;
-that failure is told apart from an unreachable partner (``TLS_SERVER_NOT_PARTNER``)
+that failure is told apart from an unreachable partner (``TLS_SERVERNOT_PARTNER``)
 by the handshake's error. grpc.aio gives a client no access to the server's
 certificate after the handshake, so the name is the check; the bureau DNS name and
 the ``urn:chuanyu:bureau:`` URI are issued together (:func:`gateway.pki.init_pki`).
@@ -27,11 +28,8 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chuanyu.exchange.v1 import envelope_pb2 as epb
@@ -40,14 +38,20 @@ from chuanyu.exchange.v1 import exchange_service_pb2_grpc as xgrpc
 from gateway.clock import utc_now
 from gateway.config import ExchangeSettings, PartnerConfig, RetrySettings
 from gateway.errors import PeerUnavailable, TlsServerNotPartner
+from gateway.node.answers import (
+    NOT_PARTNER,
+    TRANSPORT_CODES,
+    Answer,
+    CallStatus,
+    classify,
+    code_named,
+    from_error,
+    is_server_not_partner,
+    status_details,
+)
 from gateway.pki import bureau_dns_name
 from gateway.transfer import (
-    DeadlineExceeded,
     Failed,
-    OverLimit,
-    Refused,
-    ServerNotPartner,
-    Unreachable,
     backoff_delay,
 )
 
@@ -62,35 +66,8 @@ __all__ = [
 
 _log = logging.getLogger("chuanyu.partner")
 
-# A peer answering with one of these will answer the same way next time.
-_FINAL_CODES = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.PERMISSION_DENIED,
-        grpc.StatusCode.UNAUTHENTICATED,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.ALREADY_EXISTS,
-        grpc.StatusCode.OUT_OF_RANGE,
-        grpc.StatusCode.UNIMPLEMENTED,
-    }
-)
-# Refusals that a fresh signature cures.
-_RESEALABLE_REASONS = frozenset({"ENVELOPE_STALE"})
-# The peer never answered: nothing is known about the envelope, only about the link.
-_TRANSPORT_CODES = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
-)
 _NAME_OVERRIDE = "grpc.ssl_target_name_override"
 _NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
-# How grpc core reports a server certificate that does not carry the name the channel
-# verifies (the wording of current releases, and of older ones).
-_NAME_MISMATCH_MARKS = ("Hostname Verification Check failed", "is not in peer certificate")
-_NOT_PARTNER = TlsServerNotPartner.reason
-
-Answer = (
-    epb.Receipt | Refused | OverLimit | Unreachable | ServerNotPartner | DeadlineExceeded | Failed
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,76 +83,6 @@ class PartnerHealth:
     last_failure_at: dt.datetime | None = None
     consecutive_failures: int = 0  # failed calls in a row (the circuit)
     next_attempt_at: dt.datetime | None = None  # the circuit lets the next call through then
-
-
-@dataclass(frozen=True, slots=True)
-class CallStatus:
-    """A gRPC status as a partner sent it, before it means anything."""
-
-    code: grpc.StatusCode
-    message: str
-    reason: str = ""
-    retry_after: float | None = None  # google.rpc.RetryInfo, if the partner sent one
-
-
-def _status_details(metadata: Any) -> tuple[str, float | None]:
-    """The ``ErrorInfo`` reason and ``RetryInfo`` delay a gateway put into its status."""
-    reason, retry_after = "", None
-    for key, value in metadata or ():
-        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status()
-        try:
-            status.ParseFromString(value)
-        except DecodeError:
-            break
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            retry = error_details_pb2.RetryInfo()
-            if detail.Unpack(info):
-                reason = str(info.reason)
-            elif detail.Unpack(retry):
-                retry_after = retry.retry_delay.ToMilliseconds() / 1000
-    return reason, retry_after
-
-
-def _from_error(exc: grpc.aio.AioRpcError) -> CallStatus:
-    reason, retry_after = _status_details(exc.trailing_metadata())
-    return CallStatus(exc.code(), exc.details() or "", reason, retry_after)
-
-
-def _code(value: int) -> grpc.StatusCode:
-    for code in grpc.StatusCode:
-        if code.value[0] == value:
-            return code
-    return grpc.StatusCode.UNKNOWN
-
-
-def is_server_not_partner(status: CallStatus) -> bool:
-    """Whether the handshake refused the server's certificate for its name: the
-    server at the partner's address is not the partner bureau."""
-    return status.code is grpc.StatusCode.UNAVAILABLE and any(
-        mark in status.message for mark in _NAME_MISMATCH_MARKS
-    )
-
-
-def classify(status: CallStatus, *, retry_at: dt.datetime) -> Answer:
-    """What a partner's status means for the envelope it answers; ``retry_at`` is when
-    the circuit lets the next call through (for failures of the link)."""
-    name = status.code.name
-    if is_server_not_partner(status):
-        return ServerNotPartner(status.message, retry_at)
-    if status.reason in _RESEALABLE_REASONS:
-        return Refused(name, status.reason, status.message, may_reseal=True)
-    if status.code in _FINAL_CODES:
-        return Refused(name, status.reason, status.message)
-    if status.code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return DeadlineExceeded(status.message, retry_at)
-    if status.code in _TRANSPORT_CODES:
-        return Unreachable(name, status.message, retry_at)
-    if status.retry_after is not None:
-        return OverLimit(name, status.reason, status.message, status.retry_after)
-    return Failed(name, status.reason, status.message)
 
 
 class PartnerClient:
@@ -256,10 +163,10 @@ class PartnerClient:
             self.address,
             self.bureau,
             bureau_dns_name(self.bureau),
-            _NOT_PARTNER,
+            NOT_PARTNER,
             status.message,
         )
-        return f"{_NOT_PARTNER}: the server at {self.address} is not bureau {self.bureau}"
+        return f"{NOT_PARTNER}: the server at {self.address} is not bureau {self.bureau}"
 
     def note_failure(self, error: str) -> None:
         """A call failed without an answer from the partner: open the circuit."""
@@ -293,7 +200,7 @@ class PartnerClient:
             if response.status != health_pb2.HealthCheckResponse.SERVING:
                 error = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
         except grpc.aio.AioRpcError as exc:
-            status = _from_error(exc)
+            status = from_error(exc)
             if is_server_not_partner(status):
                 error = self._not_partner(status)
             else:
@@ -318,7 +225,7 @@ class PartnerClient:
                 self._open()
             ).Reconcile(request, timeout=self._exchange.call_timeout_seconds * 3)
         except grpc.aio.AioRpcError as exc:
-            status = _from_error(exc)
+            status = from_error(exc)
             if is_server_not_partner(status):
                 error = self._not_partner(status)
                 self.note_failure(error)
@@ -326,7 +233,7 @@ class PartnerClient:
                     f"the reconciliation was not asked: {error} (its TLS certificate does "
                     f"not name {bureau_dns_name(self.bureau)})"
                 ) from exc
-            if exc.code() in _TRANSPORT_CODES:
+            if exc.code() in TRANSPORT_CODES:
                 self.note_failure(f"{exc.code().name}: {exc.details() or ''}")
             else:
                 self._succeeded(utc_now())
@@ -354,7 +261,7 @@ class PartnerClient:
         def answer(message_id: str, result: epb.Receipt | CallStatus) -> None:
             if message_id not in wanted:
                 return  # an answer for something not sent in this call, or a second one
-            if isinstance(result, CallStatus) and result.code in _TRANSPORT_CODES:
+            if isinstance(result, CallStatus) and result.code in TRANSPORT_CODES:
                 link_failures.setdefault(message_id, result)
                 return
             wanted.discard(message_id)
@@ -399,7 +306,7 @@ class PartnerClient:
                 xpb.SubmitRequest(envelope=envelope), timeout=self._exchange.call_timeout_seconds
             )
         except grpc.aio.AioRpcError as exc:
-            answer(message_id, _from_error(exc))
+            answer(message_id, from_error(exc))
         else:
             answer(message_id, response.receipt)
 
@@ -428,10 +335,12 @@ class PartnerClient:
                     answer(response.message_id, response.receipt)
                 else:
                     rejection = response.rejection
-                    status = CallStatus(_code(rejection.code), rejection.message, rejection.reason)
+                    status = CallStatus(
+                        code_named(rejection.code), rejection.message, rejection.reason
+                    )
                     answer(response.message_id, status)
         except grpc.aio.AioRpcError as exc:
-            failure = _from_error(exc)
+            failure = from_error(exc)
         finally:
             if not writer.done():
                 writer.cancel()
@@ -441,7 +350,7 @@ class PartnerClient:
             ):
                 await writer
         if failure is None and await call.code() != grpc.StatusCode.OK:
-            reason, retry_after = _status_details(await call.trailing_metadata())
+            reason, retry_after = status_details(await call.trailing_metadata())
             failure = CallStatus(await call.code(), await call.details() or "", reason, retry_after)
         if failure is not None:
             for message_id, _ in envelopes:

@@ -40,6 +40,14 @@ def test_final_codes_are_refusals(code: grpc.StatusCode) -> None:
     assert outcome == Refused(code.name, "SOME_REASON", "no", may_reseal=False)
 
 
+def test_an_envelope_over_the_partners_size_limit_is_refused_not_retried() -> None:
+    # RESOURCE_EXHAUSTED alone would be retried; this reason says the same bytes never fit.
+    status = CallStatus(C.RESOURCE_EXHAUSTED, "5 MiB over 4 MiB", "MESSAGE_TOO_LARGE")
+    outcome = classify(status, retry_at=RETRY_AT)
+    assert outcome == Refused("RESOURCE_EXHAUSTED", "MESSAGE_TOO_LARGE", "5 MiB over 4 MiB")
+    assert isinstance(classify(CallStatus(C.RESOURCE_EXHAUSTED, "busy"), retry_at=RETRY_AT), Failed)
+
+
 def test_a_stale_envelope_is_a_refusal_a_new_signature_cures() -> None:
     status = CallStatus(C.FAILED_PRECONDITION, "too old", "ENVELOPE_STALE")
     outcome = classify(status, retry_at=RETRY_AT)
