@@ -9,7 +9,7 @@ from typing import Any, BinaryIO, Protocol
 from lxml import etree
 
 from adapters.suining.tables import BODY, HEADER, ROOT
-from adapters.suining.xmltree import _CHUNK, _PROLOG_DOCTYPE, _Reader
+from adapters.suining.xmltree import _CHUNK, _HARDENED, _PROLOG_DOCTYPE, _Reader
 from gateway.adapter import MAX_PROBLEMS, LocalFileInvalid
 from gateway.records import Record
 
@@ -38,16 +38,7 @@ class _MessageStream:
         self._adapter = adapter
         self._stream = stream
         self._decoder = codecs.getincrementaldecoder("gb18030")()
-        self._parser = etree.XMLPullParser(
-            events=("start", "end"),
-            encoding="utf-8",
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-            remove_comments=True,
-            remove_pis=True,
-        )
+        self._parser = etree.XMLPullParser(events=("start", "end"), encoding="utf-8", **_HARDENED)
         self._reader = _Reader()
         self._first = True
         self._depth = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from lxml import etree
 
@@ -26,18 +26,33 @@ _XML_SPACE = " \t\r\n"
 _CHUNK = 1 << 16
 
 
+# The hardening both parsers share (the whole-file one here, the pull parser of
+# ``stream.py``): no entities, no network, no DTD, no comments or processing instructions.
+class _Hardening(TypedDict):
+    resolve_entities: bool
+    no_network: bool
+    load_dtd: bool
+    dtd_validation: bool
+    huge_tree: bool
+    remove_comments: bool
+    remove_pis: bool
+    collect_ids: bool
+
+
+_HARDENED: _Hardening = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+    "collect_ids": False,
+}
+
+
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        encoding="utf-8",
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-        collect_ids=False,
-    )
+    return etree.XMLParser(encoding="utf-8", **_HARDENED)
 
 
 class _Reader:
